@@ -1,0 +1,1 @@
+//! Placeholder for the `bus` codec; filled in by its issue.

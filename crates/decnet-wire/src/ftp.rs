@@ -1,0 +1,1 @@
+//! Placeholder for the `ftp` codec; filled in by its issue.

@@ -1,0 +1,1 @@
+//! Placeholder for the `pgwire` codec; filled in by its issue.

@@ -1,0 +1,1 @@
+//! Placeholder for the `resp` codec; filled in by its issue.

@@ -1,0 +1,1 @@
+//! Placeholder for the `rfb` codec; filled in by its issue.

@@ -1,0 +1,1 @@
+//! Placeholder for the `smtp` codec; filled in by its issue.

@@ -1,0 +1,1 @@
+//! Placeholder for the `telnet` codec; filled in by its issue.
