@@ -111,12 +111,12 @@ impl PerSource {
 
 impl Drop for SourceSlot<'_> {
     fn drop(&mut self) {
-        if let Ok(mut counts) = self.owner.counts.lock() {
-            if let Some(n) = counts.get_mut(&self.ip) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.remove(&self.ip);
-                }
+        if let Ok(mut counts) = self.owner.counts.lock()
+            && let Some(n) = counts.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
             }
         }
     }
