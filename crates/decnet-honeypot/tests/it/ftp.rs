@@ -1,0 +1,1 @@
+//! Live tests of the `ftp` emulator (filled in with the emulator).

@@ -1,0 +1,1 @@
+//! Live tests of the `http` emulator (filled in with the emulator).

@@ -1,0 +1,1 @@
+//! Live tests of the `https` emulator (filled in with the emulator).

@@ -1,0 +1,1 @@
+//! Live tests of the `mysql` emulator (filled in with the emulator).

@@ -1,0 +1,1 @@
+//! Live tests of the `postgres` emulator (filled in with the emulator).

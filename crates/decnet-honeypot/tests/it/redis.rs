@@ -1,0 +1,1 @@
+//! Live tests of the `redis` emulator (filled in with the emulator).

@@ -1,0 +1,1 @@
+//! Live tests of the `smtp` emulator (filled in with the emulator).

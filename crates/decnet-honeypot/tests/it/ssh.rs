@@ -1,0 +1,1 @@
+//! Live tests of the `ssh` emulator (filled in with the emulator).

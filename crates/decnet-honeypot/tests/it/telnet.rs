@@ -1,0 +1,1 @@
+//! Live tests of the `telnet` emulator (filled in with the emulator).

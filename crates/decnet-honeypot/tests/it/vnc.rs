@@ -1,0 +1,1 @@
+//! Live tests of the `vnc` emulator (filled in with the emulator).
