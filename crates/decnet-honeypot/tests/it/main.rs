@@ -1,5 +1,7 @@
 //! Integration tests of `decnet-decky`: real binaries, real clients, loopback only.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 mod ftp;
