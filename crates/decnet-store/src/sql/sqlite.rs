@@ -1,0 +1,110 @@
+//! [`SqliteStore`]: the embedded default backend (WAL, `synchronous=NORMAL`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Pool, Sqlite, Transaction};
+
+use crate::config::{DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, StoreConfig};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The repository on a SQLite file.
+///
+/// Writes that read first run in `BEGIN IMMEDIATE` transactions, so they take the
+/// write lock before reading and never fail to upgrade a stale snapshot; the busy
+/// timeout makes concurrent writers (other processes included) wait instead of fail.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: Pool<Sqlite>,
+}
+
+impl SqliteStore {
+    const LIKE: &'static str = "LIKE";
+    const LEAST: &'static str = "MIN";
+    const GREATEST: &'static str = "MAX";
+    const FOR_UPDATE: &'static str = "";
+
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Opens (creating when missing) the database at `path` with default pool settings
+    /// and applies the migrations.
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub async fn open_path(path: &Path) -> crate::Result<Self> {
+        Self::open_with(path, DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT).await
+    }
+
+    /// Opens the store described by a [`StoreConfig::Sqlite`].
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] for a PostgreSQL config; [`crate::Error::Io`] when the
+    /// directory cannot be created; [`crate::Error::Database`]; [`crate::Error::Migrate`].
+    pub async fn open(config: &StoreConfig) -> crate::Result<Self> {
+        match config {
+            StoreConfig::Sqlite {
+                path,
+                max_connections,
+                busy_timeout,
+            } => Self::open_with(path, *max_connections, *busy_timeout).await,
+            StoreConfig::Postgres { .. } => Err(crate::Error::Config(
+                "a postgres configuration was given to the sqlite store".into(),
+            )),
+        }
+    }
+
+    async fn open_with(
+        path: &Path,
+        max_connections: u32,
+        busy_timeout: Duration,
+    ) -> crate::Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(|source| crate::Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(busy_timeout)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(busy_timeout)
+            .connect_with(options)
+            .await
+            .map_err(super::db("opening the sqlite database"))?;
+        MIGRATOR.run(&pool).await.map_err(crate::Error::Migrate)?;
+        tracing::debug!(path = %path.display(), "Opened SQLite store");
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+sql_repository!(SqliteStore, Sqlite);
