@@ -1,1 +1,182 @@
-fn main() {}
+//! Developer automation: `cargo xtask test` (provision, then the whole suite) and
+//! `cargo xtask demo` (the README's main job).
+//!
+//! Only the standard library, so it builds in seconds on a fresh machine.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  test [--no-lint] [-- <cargo test args>]
+        Provision every dependency the tests need (.ci/provision/*.sh, as root, from
+        Debian packages, only when missing), then run fmt and clippy checks and the whole
+        test suite. .ci/run runs exactly this.
+  demo [decnet deploy args]
+        Run the main job: plan a 5-decky demo fleet and write its compose export under
+        ./demo-data.
+  provision
+        Only run the provisioning scripts and print the variables they export.
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&root, &args[1..]),
+        Some("demo") => demo(&root, &args[1..]),
+        Some("provision") => provision(&root).map(|vars| {
+            for (k, v) in vars {
+                println!("{k}={v}");
+            }
+        }),
+        Some("-h" | "--help" | "help") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Runs `.ci/provision/*.sh` in name order. Each script installs and starts one
+/// dependency and prints `KEY=VALUE` lines (variables for the tests) on stdout.
+fn provision(root: &Path) -> Result<BTreeMap<String, String>, String> {
+    let dir = root.join(".ci/provision");
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("read {}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sh"))
+        .collect();
+    scripts.sort();
+    let mut vars = BTreeMap::new();
+    if !is_root() {
+        eprintln!(
+            "xtask: not root: skipping provisioning ({} scripts); live tests need their \
+             dependencies installed, or DECNET_SKIP_LIVE=1",
+            scripts.len()
+        );
+        return Ok(vars);
+    }
+    for script in scripts {
+        eprintln!("xtask: provision {}", script.display());
+        let out = Command::new("bash")
+            .arg(&script)
+            .current_dir(root)
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("run {}: {e}", script.display()))?;
+        if !out.status.success() {
+            return Err(format!("{} failed ({})", script.display(), out.status));
+        }
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((k, v)) = line.split_once('=')
+                && !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            {
+                vars.insert(k.to_owned(), v.to_owned());
+            }
+        }
+    }
+    Ok(vars)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
+    eprintln!("xtask: {what}");
+    let status = cmd.status().map_err(|e| format!("{what}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+fn test(root: &Path, args: &[String]) -> Result<(), String> {
+    let lint = !args.iter().any(|a| a == "--no-lint");
+    let passthrough: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
+    let vars = provision(root)?;
+    if lint {
+        run(
+            cargo()
+                .current_dir(root)
+                .args(["fmt", "--all", "--", "--check"]),
+            "cargo fmt --check",
+        )?;
+        run(
+            cargo().current_dir(root).args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+            "cargo clippy -D warnings",
+        )?;
+    }
+    let mut cmd = cargo();
+    cmd.current_dir(root)
+        .args(["test", "--workspace"])
+        .envs(&vars);
+    if !passthrough.is_empty() {
+        cmd.arg("--").args(passthrough);
+    }
+    run(&mut cmd, "cargo test --workspace")
+}
+
+fn demo(root: &Path, args: &[String]) -> Result<(), String> {
+    let data = root.join("demo-data");
+    std::fs::create_dir_all(&data).map_err(|e| format!("create {}: {e}", data.display()))?;
+    run(
+        cargo()
+            .current_dir(root)
+            .args(["build", "--release", "-p", "decnet"]),
+        "build decnet",
+    )?;
+    let bin = root.join("target/release/decnet");
+    let out = data.join("decnet-compose.yml");
+    let mut cmd = Command::new(&bin);
+    cmd.arg("--data-dir").arg(&data).args([
+        "deploy",
+        "--dry-run",
+        "--deckies",
+        "5",
+        "--randomize-services",
+        "--randomize-distros",
+    ]);
+    cmd.arg("--out").arg(&out).args(args);
+    run(&mut cmd, "decnet deploy --dry-run (5-decky demo plan)")
+}

@@ -1,0 +1,133 @@
+//! Command-line grammar.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// DECNET: fill a network with fake machines ("deckies") that capture every credential,
+/// command and payload an intruder tries.
+///
+/// Exit status: 0 success, 1 failure, 2 bad input (nothing was changed), 3 partial success.
+#[derive(Parser)]
+#[command(
+    name = "decnet",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options of every command.
+#[derive(Args)]
+pub struct Global {
+    /// Keep every file (state, database, logs, sockets, certificates) under this directory
+    /// instead of /var/lib/decnet, /var/log/decnet, /run/decnet and /etc/decnet.
+    #[arg(long, global = true, env = "DECNET_HOME", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Plan and deploy a fleet of deckies.
+    Deploy(Box<DeployArgs>),
+    /// Show the deployed fleet.
+    Status(StatusArgs),
+    /// List the honeypot services.
+    Services(ListArgs),
+    /// List the archetypes (machine roles).
+    Archetypes(ListArgs),
+    /// List the distro personas.
+    Distros(ListArgs),
+    /// List the OS fingerprint families and their TCP/IP settings.
+    OsFamilies(ListArgs),
+}
+
+/// `--json` for listings.
+#[derive(Args)]
+pub struct ListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `decnet status`.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `decnet deploy`: the reference's flags plus `--seed`, `--out` and `--json`.
+#[derive(Args)]
+pub struct DeployArgs {
+    /// Deployment mode.
+    #[arg(short, long, default_value = "unihost", value_parser = ["unihost", "swarm"])]
+    pub mode: String,
+    /// Number of deckies (required unless --config is given).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub deckies: Option<u32>,
+    /// Parent interface of the decky network (default: the default route's).
+    #[arg(short, long)]
+    pub interface: Option<String>,
+    /// LAN subnet in CIDR form (default: the interface's).
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// First address to allocate (flag path only).
+    #[arg(long, value_name = "IP")]
+    pub ip_start: Option<Ipv4Addr>,
+    /// Comma-separated services for every decky.
+    #[arg(long, value_delimiter = ',')]
+    pub services: Option<Vec<String>>,
+    /// Give each decky 1-3 random services.
+    #[arg(long)]
+    pub randomize_services: bool,
+    /// Comma-separated distros, cycled over the deckies.
+    #[arg(long, value_delimiter = ',')]
+    pub distro: Option<Vec<String>>,
+    /// Give each decky a random distro.
+    #[arg(long)]
+    pub randomize_distros: bool,
+    /// Archetype of every decky (services, distros and OS family).
+    #[arg(short, long)]
+    pub archetype: Option<String>,
+    /// Syslog receiver `host:port` (accepted for compatibility with the reference).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub log_target: Option<String>,
+    /// Host path of the collector's RFC 5424 log.
+    #[arg(long, env = "DECNET_INGEST_LOG_FILE", value_name = "PATH")]
+    pub log_file: Option<String>,
+    /// Use IPvlan L2 instead of MACVLAN (Wi-Fi parents).
+    #[arg(long)]
+    pub ipvlan: bool,
+    /// Minutes between service mutations (unset: per-decky INI values, else 30).
+    #[arg(long, value_name = "MINUTES")]
+    pub mutate_interval: Option<u32>,
+    /// Deployment INI (the reference's format).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Seed of every random choice, for a reproducible plan (printed when not given).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Only plan: print the plan and write the compose export; touch nothing else.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where a dry run writes the compose export (`-` for stdout).
+    #[arg(long, value_name = "FILE", default_value = "decnet-compose.yml")]
+    pub out: PathBuf,
+    /// Rebuild the decky image even if it exists.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

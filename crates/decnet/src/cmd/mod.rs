@@ -1,0 +1,23 @@
+//! One module per subcommand; [`run`] dispatches.
+
+mod catalog;
+mod deploy;
+mod status;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::context::Ctx;
+use crate::exit::Status;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<Status> {
+    match cli.command {
+        Command::Services(a) => catalog::services(a.json),
+        Command::Archetypes(a) => catalog::archetypes(a.json),
+        Command::Distros(a) => catalog::distros(a.json),
+        Command::OsFamilies(a) => catalog::os_families(a.json),
+        Command::Deploy(args) => deploy::run(&Ctx::load(cli.global.data_dir)?, &args),
+        Command::Status(args) => status::run(&Ctx::load(cli.global.data_dir)?, &args),
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests of the `decnet` binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod deploy;
+mod support;
