@@ -1,0 +1,337 @@
+//! The v1 event envelope `{v, id, topic, type, ts, payload}` plus the broker's receive time `rts`.
+
+use std::borrow::Cow;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::Error;
+use crate::topic::Topic;
+
+/// The envelope version this crate writes and accepts.
+pub const ENVELOPE_VERSION: u32 = 1;
+/// Longest event id kept from a publisher, in bytes.
+pub const MAX_EVENT_ID_LEN: usize = 128;
+/// Longest event type, in bytes.
+pub const MAX_EVENT_TYPE_LEN: usize = 256;
+
+/// One event.
+///
+/// On receive, the topic always comes from the transport (frame header or NATS subject),
+/// never from the body; missing fields default (new id, `ts` now, type `""`, payload `{}`).
+/// The broker keeps the publisher's `id` and `ts` and adds its own receive time `rts`
+/// (FL-8), so a subscriber can tell publish time from broker time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Format version, [`ENVELOPE_VERSION`].
+    pub v: u32,
+    /// Event id: uuid4 hex for events made here.
+    pub id: String,
+    /// The topic.
+    pub topic: Topic,
+    /// Leaf discriminator (`health`, `bus.health`, `state`, …), may be empty.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Publish time, seconds since the Unix epoch.
+    pub ts: f64,
+    /// The event data.
+    pub payload: Map<String, Value>,
+    /// Broker receive time, seconds since the Unix epoch (absent before a broker saw it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rts: Option<f64>,
+}
+
+/// Seconds since the Unix epoch, as the envelope stores time.
+pub fn now_ts() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// A fresh event id (uuid4, 32 hex digits).
+pub fn new_event_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl Envelope {
+    /// A new event stamped with a fresh id and the current time.
+    pub fn new(topic: Topic, event_type: impl Into<String>, payload: Map<String, Value>) -> Self {
+        Self {
+            v: ENVELOPE_VERSION,
+            id: new_event_id(),
+            topic,
+            event_type: event_type.into(),
+            ts: now_ts(),
+            payload,
+            rts: None,
+        }
+    }
+
+    /// The JSON body of this envelope.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising a struct of strings, numbers and a JSON map cannot fail; the empty
+        // object is a safe fallback that the receiver turns into defaults.
+        serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec())
+    }
+
+    /// Reads an envelope received on `topic` (from the transport); `now` fills a missing `ts`.
+    ///
+    /// # Errors
+    /// [`Error::Envelope`] when the body is not a JSON object, a field has the wrong type,
+    /// the version is not 1, or the id or type is too long.
+    pub fn from_wire(topic: Topic, body: &[u8], now: f64) -> Result<Self, Error> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self {
+                v: ENVELOPE_VERSION,
+                id: new_event_id(),
+                topic,
+                event_type: String::new(),
+                ts: now,
+                payload: Map::new(),
+                rts: None,
+            });
+        }
+        let raw = parse_raw(body)?;
+        let fields = raw.check()?;
+        Ok(Self {
+            v: ENVELOPE_VERSION,
+            id: fields.id.map_or_else(new_event_id, Cow::into_owned),
+            topic,
+            event_type: fields.event_type.map(Cow::into_owned).unwrap_or_default(),
+            ts: fields.ts.unwrap_or(now),
+            payload: match raw.payload {
+                Some(p) => serde_json::from_str(p.get()).map_err(envelope_error)?,
+                None => Map::new(),
+            },
+            rts: raw.rts,
+        })
+    }
+}
+
+/// Parses a non-empty body; only an object is an envelope (serde would also take an array
+/// as a struct written as a sequence).
+fn parse_raw(body: &[u8]) -> Result<RawEnvelope<'_>, Error> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Error::Envelope("body is not a json object".into()));
+    }
+    serde_json::from_slice(body).map_err(envelope_error)
+}
+
+fn envelope_error(e: serde_json::Error) -> Error {
+    Error::Envelope(e.to_string())
+}
+
+/// The fields a receiver reads; `topic` and unknown fields are ignored, the payload is
+/// kept as raw text so the broker can forward it without rebuilding it.
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(default)]
+    v: Option<u32>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "type")]
+    event_type: Option<Cow<'a, str>>,
+    #[serde(default)]
+    ts: Option<f64>,
+    #[serde(default, borrow)]
+    payload: Option<&'a RawValue>,
+    #[serde(default)]
+    rts: Option<f64>,
+}
+
+struct CheckedFields<'a> {
+    id: Option<Cow<'a, str>>,
+    event_type: Option<Cow<'a, str>>,
+    ts: Option<f64>,
+}
+
+impl<'a> RawEnvelope<'a> {
+    fn check(&self) -> Result<CheckedFields<'a>, Error> {
+        if let Some(v) = self.v
+            && v != ENVELOPE_VERSION
+        {
+            return Err(Error::Envelope(format!("unsupported version {v}")));
+        }
+        if let Some(p) = self.payload
+            && !p.get().starts_with('{')
+        {
+            return Err(Error::Envelope("payload is not an object".into()));
+        }
+        if self.id.as_ref().is_some_and(|i| i.len() > MAX_EVENT_ID_LEN) {
+            return Err(Error::Envelope("id is longer than 128 bytes".into()));
+        }
+        if self
+            .event_type
+            .as_ref()
+            .is_some_and(|t| t.len() > MAX_EVENT_TYPE_LEN)
+        {
+            return Err(Error::Envelope("type is longer than 256 bytes".into()));
+        }
+        Ok(CheckedFields {
+            // An empty id is as good as a missing one.
+            id: self.id.clone().filter(|i| !i.is_empty()),
+            event_type: self.event_type.clone(),
+            ts: self.ts,
+        })
+    }
+}
+
+/// The envelope the broker forwards: the publisher's fields, the header topic, the broker's `rts`.
+#[derive(Serialize)]
+struct Forwarded<'a> {
+    v: u32,
+    id: &'a str,
+    topic: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    ts: f64,
+    #[serde(serialize_with = "payload_or_empty")]
+    payload: Option<&'a RawValue>,
+    rts: f64,
+}
+
+fn payload_or_empty<S: serde::Serializer>(
+    payload: &Option<&RawValue>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match payload {
+        Some(raw) => raw.serialize(s),
+        None => s.collect_map(std::iter::empty::<(&str, &str)>()),
+    }
+}
+
+/// Rebuilds a published body for delivery without parsing its payload into values.
+///
+/// Keeps the publisher's `id`, `ts`, `type` and payload (FL-8), takes the topic from the
+/// header, sets `rts` to `now`, and fills defaults like [`Envelope::from_wire`]. The result
+/// is appended to `out`.
+///
+/// # Errors
+/// As [`Envelope::from_wire`].
+pub fn restamp(topic: &Topic, body: &[u8], now: f64, out: &mut Vec<u8>) -> Result<(), Error> {
+    let raw: RawEnvelope<'_> = if body.iter().all(u8::is_ascii_whitespace) {
+        RawEnvelope {
+            v: None,
+            id: None,
+            event_type: None,
+            ts: None,
+            payload: None,
+            rts: None,
+        }
+    } else {
+        parse_raw(body)?
+    };
+    let fields = raw.check()?;
+    let fresh;
+    let id = match &fields.id {
+        Some(id) => id.as_ref(),
+        None => {
+            fresh = new_event_id();
+            &fresh
+        }
+    };
+    let forwarded = Forwarded {
+        v: ENVELOPE_VERSION,
+        id,
+        topic: topic.as_str(),
+        event_type: fields.event_type.as_deref().unwrap_or(""),
+        ts: fields.ts.unwrap_or(now),
+        payload: raw.payload,
+        rts: now,
+    };
+    serde_json::to_writer(out, &forwarded).map_err(envelope_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn topic(s: &str) -> Topic {
+        Topic::new(s).unwrap()
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let mut payload = Map::new();
+        payload.insert("k".into(), json!([1, "x", null]));
+        let env = Envelope::new(topic("a.b"), "b", payload);
+        let back = Envelope::from_wire(topic("a.b"), &env.to_json(), 0.0).unwrap();
+        assert_eq!(back, env);
+        assert_eq!(env.id.len(), 32);
+        assert!(env.ts > 1.6e9);
+    }
+
+    #[test]
+    fn receiver_takes_the_topic_from_the_transport_and_keeps_id_and_ts() {
+        let body =
+            br#"{"v":1,"id":"abc","topic":"spoofed.topic","type":"t","ts":12.5,"payload":{"a":1}}"#;
+        let env = Envelope::from_wire(topic("real.topic"), body, 99.0).unwrap();
+        assert_eq!(env.topic.as_str(), "real.topic");
+        assert_eq!(env.id, "abc");
+        assert_eq!(env.ts, 12.5);
+        assert_eq!(env.event_type, "t");
+        assert_eq!(env.payload["a"], 1);
+    }
+
+    #[test]
+    fn missing_fields_default() {
+        for body in [&b""[..], b"{}", b"  "] {
+            let env = Envelope::from_wire(topic("a"), body, 42.0).unwrap();
+            assert_eq!(env.v, 1);
+            assert_eq!(env.ts, 42.0);
+            assert_eq!(env.event_type, "");
+            assert!(env.payload.is_empty());
+            assert_eq!(env.id.len(), 32);
+            assert_eq!(env.rts, None);
+        }
+        let env = Envelope::from_wire(topic("a"), br#"{"id":""}"#, 0.0).unwrap();
+        assert_eq!(env.id.len(), 32);
+    }
+
+    #[test]
+    fn bad_envelopes_are_refused() {
+        for body in [
+            &br#"{"payload":[1]}"#[..],
+            br#"{"payload":"x"}"#,
+            br#"{"v":2}"#,
+            br#"{"id":5}"#,
+            br#"{"ts":"now"}"#,
+            br#"[]"#,
+        ] {
+            assert!(
+                Envelope::from_wire(topic("a"), body, 0.0).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert!(restamp(&topic("a"), body, 0.0, &mut Vec::new()).is_err());
+        }
+        let long_id = format!(r#"{{"id":"{}"}}"#, "x".repeat(MAX_EVENT_ID_LEN + 1));
+        assert!(Envelope::from_wire(topic("a"), long_id.as_bytes(), 0.0).is_err());
+    }
+
+    #[test]
+    fn restamp_keeps_publisher_fields_and_adds_rts() {
+        let body = br#"{"v":1,"id":"abc","topic":"spoofed","type":"t","ts":12.5,"payload":{"a":{"b":[1,2]}},"extra":true}"#;
+        let mut out = Vec::new();
+        restamp(&topic("real.t"), body, 100.25, &mut out).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            json!({"v":1,"id":"abc","topic":"real.t","type":"t","ts":12.5,
+                   "payload":{"a":{"b":[1,2]}},"rts":100.25})
+        );
+        let env = Envelope::from_wire(topic("real.t"), &out, 0.0).unwrap();
+        assert_eq!(env.rts, Some(100.25));
+
+        let mut out = Vec::new();
+        restamp(&topic("x"), b"", 7.0, &mut out).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["payload"], json!({}));
+        assert_eq!(v["ts"], 7.0);
+        assert_eq!(v["rts"], 7.0);
+        assert_eq!(v["id"].as_str().unwrap().len(), 32);
+    }
+}
