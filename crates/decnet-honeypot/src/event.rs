@@ -142,6 +142,8 @@ pub enum SecretKind {
     Plaintext,
     /// An HTTP bearer token.
     HttpBearer,
+    /// An HTTP Digest `response` (MD5), with realm/nonce/uri in the event.
+    HttpDigestMd5,
     /// A PostgreSQL `md5` response.
     PostgresMd5Challenge,
     /// A MySQL `mysql_native_password` scramble.
@@ -158,6 +160,7 @@ impl SecretKind {
         match self {
             SecretKind::Plaintext => "plaintext",
             SecretKind::HttpBearer => "http_bearer",
+            SecretKind::HttpDigestMd5 => "http_digest_md5",
             SecretKind::PostgresMd5Challenge => "postgres_md5_challenge",
             SecretKind::MysqlNativePassword => "mysql_native_password",
             SecretKind::VncDesResponse => "vnc_des_response",

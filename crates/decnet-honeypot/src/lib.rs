@@ -15,6 +15,7 @@
 //! and nothing an attacker sends is executed, fetched or used as a host path. This crate
 //! links no control-plane code (only `decnet-core` and `decnet-wire`).
 
+pub mod artifacts;
 pub mod event;
 pub mod persona;
 pub mod server;

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use crate::Error;
 use crate::server::{Emulator, ServiceCtx};
 
+pub mod http;
+pub mod https;
+
 /// How to build one service's emulator from its context.
 pub struct Entry {
     /// Catalogue slug.
@@ -15,7 +18,16 @@ pub struct Entry {
 }
 
 /// Every emulator in this build.
-pub static REGISTRY: &[Entry] = &[];
+pub static REGISTRY: &[Entry] = &[
+    Entry {
+        slug: "http",
+        build: http::build,
+    },
+    Entry {
+        slug: "https",
+        build: https::build,
+    },
+];
 
 /// Finds the emulator of `slug`.
 pub fn lookup(slug: &str) -> Option<&'static Entry> {
