@@ -20,6 +20,7 @@ pub mod event;
 pub mod persona;
 pub mod server;
 pub mod services;
+pub mod shell;
 
 /// Errors of the honeypot crate.
 #[derive(Debug, thiserror::Error)]
