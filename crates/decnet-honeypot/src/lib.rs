@@ -21,6 +21,7 @@ pub mod persona;
 pub mod server;
 pub mod services;
 pub mod shell;
+pub mod transcript;
 
 /// Errors of the honeypot crate.
 #[derive(Debug, thiserror::Error)]
