@@ -105,3 +105,21 @@ impl<T> Repository for T where
         + Sync
 {
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// `Arc<dyn Repository>` is the currency type and can be narrowed to one domain.
+    #[test]
+    fn repository_is_dyn_compatible_and_upcasts() {
+        let repo: Arc<dyn Repository> = Arc::new(memory::MemoryStore::new());
+        let fleet: Arc<dyn FleetRepo> = repo.clone();
+        let logs: Arc<dyn LogRepo> = repo;
+        assert_eq!(Arc::strong_count(&fleet), 2);
+        drop(logs);
+        assert_eq!(Arc::strong_count(&fleet), 1);
+    }
+}

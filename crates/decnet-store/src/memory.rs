@@ -424,11 +424,12 @@ impl TokenRepo for MemoryStore {
         swarm::check_token(token)?;
         let digest = token_digest(token);
         let mut t = self.lock();
-        if !t.hosts.contains_key(host) {
-            return Err(Error::not_found("swarm host", host.as_str()));
-        }
+        // Same order as the SQL stores: the unique key is checked before the host.
         if t.tokens.contains_key(&digest) {
             return Err(Error::conflict("enrollment token", digest));
+        }
+        if !t.hosts.contains_key(host) {
+            return Err(Error::not_found("swarm host", host.as_str()));
         }
         t.tokens.insert(
             digest,
