@@ -6,8 +6,10 @@ use std::sync::Arc;
 use crate::Error;
 use crate::server::{Emulator, ServiceCtx};
 
+pub(crate) mod framed;
 pub mod http;
 pub mod https;
+pub mod vnc;
 
 /// How to build one service's emulator from its context.
 pub struct Entry {
@@ -26,6 +28,10 @@ pub static REGISTRY: &[Entry] = &[
     Entry {
         slug: "https",
         build: https::build,
+    },
+    Entry {
+        slug: "vnc",
+        build: vnc::build,
     },
 ];
 
