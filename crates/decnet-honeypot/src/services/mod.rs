@@ -7,8 +7,10 @@ use crate::Error;
 use crate::server::{Emulator, ServiceCtx};
 
 pub(crate) mod framed;
+pub mod ftp;
 pub mod http;
 pub mod https;
+pub mod smtp;
 pub mod vnc;
 
 /// How to build one service's emulator from its context.
@@ -28,6 +30,14 @@ pub static REGISTRY: &[Entry] = &[
     Entry {
         slug: "https",
         build: https::build,
+    },
+    Entry {
+        slug: "ftp",
+        build: ftp::build,
+    },
+    Entry {
+        slug: "smtp",
+        build: smtp::build,
     },
     Entry {
         slug: "vnc",
