@@ -10,6 +10,7 @@ pub(crate) mod framed;
 pub mod ftp;
 pub mod http;
 pub mod https;
+pub mod postgres;
 pub mod smtp;
 pub mod vnc;
 
@@ -42,6 +43,10 @@ pub static REGISTRY: &[Entry] = &[
     Entry {
         slug: "vnc",
         build: vnc::build,
+    },
+    Entry {
+        slug: "postgres",
+        build: postgres::build,
     },
 ];
 
