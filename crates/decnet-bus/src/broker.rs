@@ -509,7 +509,7 @@ async fn serve(shared: Arc<Shared>, conn: Arc<Conn>, stream: UnixStream) {
             }
         }
         Err(e) => {
-            warn!(conn = conn.id, name = %conn.name(), error = %e, "Bus connection closed on protocol error")
+            warn!(conn = conn.id, name = %conn.name(), error = %e, "Bus connection closed on protocol error");
         }
     }
     if shared.write().remove_conn(conn.id).is_some() {

@@ -232,10 +232,28 @@ impl SocketClient {
         }
         self.ensure_started().await;
         let mut rx = self.inner.phase.subscribe();
-        let wait = rx.wait_for(|p| matches!(p, Phase::Up | Phase::Closed));
-        match tokio::time::timeout(self.inner.opts.connect_timeout, wait).await {
-            Ok(Ok(p)) if *p == Phase::Up => Ok(()),
-            Ok(_) if self.inner.closed.load(Ordering::Acquire) => Err(Error::Closed),
+        let mut phase = *rx.borrow_and_update();
+        if phase == Phase::Down {
+            // Skip the backoff: try once more now and report that attempt's outcome.
+            self.inner.manager_wake.notify_one();
+            let next = async {
+                loop {
+                    if rx.changed().await.is_err() {
+                        return Phase::Closed;
+                    }
+                    let p = *rx.borrow_and_update();
+                    if p != Phase::Starting {
+                        return p;
+                    }
+                }
+            };
+            phase = tokio::time::timeout(self.inner.opts.connect_timeout * 2, next)
+                .await
+                .unwrap_or(Phase::Down);
+        }
+        match phase {
+            Phase::Up => Ok(()),
+            Phase::Closed => Err(Error::Closed),
             _ => Err(self.not_connected()),
         }
     }

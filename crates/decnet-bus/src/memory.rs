@@ -59,13 +59,18 @@ impl MemoryHub {
 
     /// A new handle (one "connection") named `name`.
     pub fn connect(&self, name: impl Into<String>) -> MemoryBus {
+        self.connect_with_capacity(name, self.capacity)
+    }
+
+    /// A new handle whose subscriptions queue up to `capacity` events.
+    pub fn connect_with_capacity(&self, name: impl Into<String>, capacity: usize) -> MemoryBus {
         let id = self.hub.next_id.fetch_add(1, Ordering::Relaxed);
         self.hub.write().add_conn(id, ());
         MemoryBus {
             hub: self.hub.clone(),
             id,
             name: name.into(),
-            capacity: self.capacity,
+            capacity,
             closed: AtomicBool::new(false),
             published: AtomicU64::new(0),
         }
@@ -74,6 +79,15 @@ impl MemoryHub {
     /// Number of open handles.
     pub fn connections(&self) -> usize {
         self.hub.read().conn_count()
+    }
+
+    /// Number of live subscriptions over all handles.
+    pub fn subscriptions(&self) -> usize {
+        self.hub
+            .read()
+            .iter()
+            .map(|(_, _, routes)| routes.len())
+            .sum()
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -12,6 +13,9 @@ use crate::bus::{Bus, BusStats};
 use crate::envelope::{Envelope, now_ts};
 use crate::queue::{DEFAULT_QUEUE_CAPACITY, Queue, Subscription};
 use crate::topic::{Pattern, Topic};
+
+/// How long `subscribe` waits for the server to confirm the subscription.
+pub const BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default NATS URL when none is configured.
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -24,8 +28,8 @@ fn nats_error(what: &'static str) -> impl FnOnce(String) -> Error {
 ///
 /// Our topic and pattern grammar is the NATS subject grammar, so topics and patterns are
 /// used unchanged. The connection is opened with `no_echo`, which is the broker's echo
-/// policy; `subscribe` flushes (PING/PONG) so the server has registered the interest
-/// before it returns; each subscription is pumped into the same drop-oldest queue the
+/// policy; `subscribe` makes a round trip through the server so it has registered the
+/// interest before it returns; each subscription is pumped into the same drop-oldest queue the
 /// other backends use. Envelopes travel as the message payload; the topic is taken from
 /// the subject. NATS adds no `rts`.
 pub struct NatsBus {
@@ -63,6 +67,20 @@ impl NatsBus {
         })
     }
 
+    /// Waits for a round trip through the server on this connection, so that everything
+    /// sent before (our SUB) has been processed by the server. `flush` only writes the
+    /// socket; a request to a subject nobody serves comes back as "no responders" after
+    /// the server has handled every earlier command of this connection.
+    async fn barrier(&self) -> Result<(), Error> {
+        let subject = format!("_DECNET.barrier.{}", crate::envelope::new_event_id());
+        let request = async_nats::Request::new().timeout(Some(BARRIER_TIMEOUT));
+        match self.client.send_request(subject, request).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(()),
+            Err(e) => Err(nats_error("subscribe barrier")(e.to_string())),
+        }
+    }
+
     fn queues(&self) -> MutexGuard<'_, Vec<Weak<Queue<Envelope>>>> {
         // Only pushes and retains happen under this lock; poison leaves a valid list.
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
@@ -98,12 +116,7 @@ impl Bus for NatsBus {
                 .subscribe(pattern.to_string())
                 .await
                 .map_err(|e| nats_error("subscribe")(e.to_string()))?;
-            // The server answers PONG after processing our SUB: from here on, events
-            // published by others reach this subscription.
-            self.client
-                .flush()
-                .await
-                .map_err(|e| nats_error("flush")(e.to_string()))?;
+            self.barrier().await?;
             let queue = Arc::new(Queue::new(self.capacity));
             let sink = queue.clone();
             let pump = tokio::spawn(async move {
@@ -117,7 +130,7 @@ impl Bus for NatsBus {
                             }
                         }
                         Err(e) => {
-                            debug!(subject = %msg.subject, error = %e, "NATS message ignored")
+                            debug!(subject = %msg.subject, error = %e, "NATS message ignored");
                         }
                     }
                 }
