@@ -7,7 +7,9 @@ use decnet_core::DecnetConfig;
 use decnet_core::net::covering_range;
 use serde::Serialize;
 
-use crate::spec::{ContainerSpec, NETWORK_NAME, Networking};
+use crate::spec::{
+    ContainerSpec, LOG_DRIVER, LOG_MAX_FILE, LOG_MAX_SIZE, NETWORK_NAME, Networking, RESTART_POLICY,
+};
 
 #[derive(Serialize)]
 struct File<'a> {
@@ -68,6 +70,8 @@ struct Service<'a> {
     pids_limit: Option<i64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     volumes: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tmpfs: Vec<String>,
     logging: Logging,
     restart: &'static str,
     labels: BTreeMap<&'a str, &'a str>,
@@ -136,11 +140,19 @@ pub fn render(config: &DecnetConfig, specs: &[ContainerSpec], note: Option<&str>
                     .iter()
                     .map(|(host, inside)| format!("{}:{inside}", host.display()))
                     .collect(),
+                tmpfs: spec
+                    .tmpfs
+                    .iter()
+                    .map(|(path, opts)| format!("{path}:{opts}"))
+                    .collect(),
                 logging: Logging {
-                    driver: "json-file",
-                    options: BTreeMap::from([("max-size", "10m"), ("max-file", "5")]),
+                    driver: LOG_DRIVER,
+                    options: BTreeMap::from([
+                        ("max-size", LOG_MAX_SIZE),
+                        ("max-file", LOG_MAX_FILE),
+                    ]),
                 },
-                restart: "unless-stopped",
+                restart: RESTART_POLICY,
                 labels: spec
                     .labels
                     .iter()

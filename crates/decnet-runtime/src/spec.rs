@@ -26,6 +26,16 @@ pub const ARTIFACTS_MOUNT: &str = "/artifacts";
 pub const DEFAULT_MEMORY_BYTES: i64 = 64 * 1024 * 1024;
 /// Default process cap of one service container.
 pub const DEFAULT_PIDS: i64 = 64;
+/// Restart policy of every container.
+pub const RESTART_POLICY: &str = "unless-stopped";
+/// Log driver of every container: the collector reads the JSON files.
+pub const LOG_DRIVER: &str = "json-file";
+/// Size at which a container log file is rotated.
+pub const LOG_MAX_SIZE: &str = "10m";
+/// Rotated log files kept per container.
+pub const LOG_MAX_FILE: &str = "5";
+/// Scratch space of service containers (their root filesystem is read-only).
+pub const SERVICE_TMPFS: (&str, &str) = ("/tmp", "rw,noexec,nosuid,nodev,size=4m,mode=1777");
 
 /// The image tag this build deploys.
 pub fn image_tag() -> String {
@@ -142,6 +152,8 @@ pub struct ContainerSpec {
     pub pids: Option<i64>,
     /// Bind mounts: (host path, container path).
     pub volumes: Vec<(PathBuf, String)>,
+    /// tmpfs mounts: (container path, mount options).
+    pub tmpfs: Vec<(String, String)>,
 }
 
 impl ContainerSpec {
@@ -264,6 +276,7 @@ pub fn decky_containers(
         memory: Some(16 * 1024 * 1024),
         pids: Some(8),
         volumes: Vec::new(),
+        tmpfs: Vec::new(),
     })];
     let mut common_env = BTreeMap::new();
     common_env.insert(env::NODE_NAME.to_owned(), name.clone());
@@ -306,6 +319,7 @@ pub fn decky_containers(
                 memory: Some(opts.memory),
                 pids: Some(opts.pids),
                 volumes: Vec::new(),
+                tmpfs: Vec::new(),
             }));
             continue;
         }
@@ -342,6 +356,7 @@ pub fn decky_containers(
                 opts.artifacts_root.join(&name).join(service),
                 ARTIFACTS_MOUNT.to_owned(),
             )],
+            tmpfs: vec![(SERVICE_TMPFS.0.to_owned(), SERVICE_TMPFS.1.to_owned())],
         }));
     }
     out

@@ -1,0 +1,525 @@
+//! [`Engine`] over the Docker Engine API (bollard, `/var/run/docker.sock`): no `docker`
+//! CLI, no compose, no registry.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::container::{
+    Config, CreateContainerOptions, ListContainersOptions, LogOutput, LogsOptions,
+    NetworkingConfig, RemoveContainerOptions, StopContainerOptions,
+};
+use bollard::image::BuildImageOptions;
+use bollard::models::{
+    EndpointIpamConfig, EndpointSettings, HostConfig, HostConfigLogConfig, Ipam, IpamConfig,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::network::{CreateNetworkOptions, InspectNetworkOptions};
+use futures::StreamExt as _;
+
+use crate::engine::{
+    Driver, Engine, EngineError, ErrorKind, ImageInfo, NetworkInfo, NetworkSpec, ObservedContainer,
+};
+use crate::spec::{
+    ContainerSpec, LOG_DRIVER, LOG_MAX_FILE, LOG_MAX_SIZE, NETWORK_NAME, Networking,
+    RESTART_POLICY, labels,
+};
+
+/// Default Docker socket.
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+/// Seconds a container gets to stop before it is killed (the decky binary exits on
+/// SIGTERM at once).
+const STOP_TIMEOUT_SECS: i64 = 5;
+/// Per-request timeout in seconds (an image build of a static binary takes a second or
+/// two; a stuck daemon must not hang a deploy forever).
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+/// Largest log excerpt [`DockerEngine::logs`] returns.
+pub const MAX_LOG_BYTES: usize = 4 * 1024 * 1024;
+
+/// The real engine.
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+}
+
+fn classify(op: &str, err: bollard::errors::Error) -> EngineError {
+    use bollard::errors::Error as B;
+    let (kind, message) = match err {
+        B::DockerResponseServerError {
+            status_code,
+            message,
+        } => (ErrorKind::from_status(status_code), message),
+        B::SocketNotFoundError(path) => (
+            ErrorKind::Unreachable,
+            format!("no Docker socket at {path} (is dockerd running?)"),
+        ),
+        B::HyperLegacyError { err } if err.is_connect() => (
+            ErrorKind::Unreachable,
+            format!("cannot connect to the Docker daemon: {err}"),
+        ),
+        B::RequestTimeoutError => (ErrorKind::Transient, "request timed out".to_owned()),
+        e @ (B::HyperLegacyError { .. } | B::HyperResponseError { .. } | B::IOError { .. }) => {
+            (ErrorKind::Transient, e.to_string())
+        }
+        e => (ErrorKind::Failed, e.to_string()),
+    };
+    EngineError::new(kind, op, message)
+}
+
+fn to_btree(map: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    map.unwrap_or_default().into_iter().collect()
+}
+
+impl DockerEngine {
+    /// Connects to `socket` (default [`DEFAULT_SOCKET`]) and negotiates the API version
+    /// down to what the daemon speaks (Debian 12's Docker 20.10 speaks 1.41).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unreachable`] when no daemon answers.
+    pub async fn connect(socket: Option<&str>) -> Result<Self, EngineError> {
+        let path = socket.unwrap_or(DEFAULT_SOCKET);
+        let docker =
+            Docker::connect_with_socket(path, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+                .map_err(|e| classify("connect", e))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| classify("negotiate API version", e))?;
+        Ok(DockerEngine { docker })
+    }
+
+    /// The last `tail` lines a container wrote (stdout and stderr), at most
+    /// [`MAX_LOG_BYTES`].
+    ///
+    /// # Errors
+    /// When the container does not exist or the daemon fails.
+    pub async fn logs(&self, container: &str, tail: usize) -> Result<String, EngineError> {
+        let mut stream = self.docker.logs(
+            container,
+            Some(LogsOptions::<String> {
+                stdout: true,
+                stderr: true,
+                tail: tail.to_string(),
+                ..Default::default()
+            }),
+        );
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| classify(&format!("logs of {container}"), e))?;
+            let bytes = match &chunk {
+                LogOutput::StdOut { message }
+                | LogOutput::StdErr { message }
+                | LogOutput::Console { message }
+                | LogOutput::StdIn { message } => message,
+            };
+            if out.len() + bytes.len() > MAX_LOG_BYTES {
+                break;
+            }
+            out.extend_from_slice(bytes);
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// The bollard client, for callers that need an API this trait does not cover.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+}
+
+/// The create request for `spec`: the one translation of a [`ContainerSpec`] into the
+/// Docker API.
+pub fn container_config(spec: &ContainerSpec) -> Config<String> {
+    let (network_mode, mac_address, networking_config) = match &spec.networking {
+        Networking::Lan { ip, mac } => (
+            NETWORK_NAME.to_owned(),
+            Some(mac.clone()),
+            Some(NetworkingConfig {
+                endpoints_config: HashMap::from([(
+                    NETWORK_NAME.to_owned(),
+                    EndpointSettings {
+                        ipam_config: Some(EndpointIpamConfig {
+                            ipv4_address: Some(ip.to_string()),
+                            ..Default::default()
+                        }),
+                        // API >= 1.44 reads the MAC here, older ones at the top level.
+                        mac_address: Some(mac.clone()),
+                        ..Default::default()
+                    },
+                )]),
+            }),
+        ),
+        Networking::Container(base) => (format!("container:{base}"), None, None),
+    };
+    let host_config = HostConfig {
+        network_mode: Some(network_mode),
+        sysctls: (!spec.sysctls.is_empty()).then(|| {
+            spec.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }),
+        cap_add: (!spec.cap_add.is_empty()).then(|| spec.cap_add.clone()),
+        cap_drop: (!spec.cap_drop.is_empty()).then(|| spec.cap_drop.clone()),
+        readonly_rootfs: Some(spec.read_only),
+        security_opt: spec
+            .no_new_privileges
+            .then(|| vec!["no-new-privileges:true".to_owned()]),
+        memory: spec.memory,
+        // Same as the memory cap: no swap on top of it.
+        memory_swap: spec.memory,
+        pids_limit: spec.pids,
+        binds: (!spec.volumes.is_empty()).then(|| {
+            spec.volumes
+                .iter()
+                .map(|(host, inside)| format!("{}:{inside}:rw", host.display()))
+                .collect()
+        }),
+        tmpfs: (!spec.tmpfs.is_empty()).then(|| spec.tmpfs.iter().cloned().collect()),
+        restart_policy: Some(RestartPolicy {
+            name: Some(match RESTART_POLICY {
+                "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+                "always" => RestartPolicyNameEnum::ALWAYS,
+                _ => RestartPolicyNameEnum::NO,
+            }),
+            maximum_retry_count: None,
+        }),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some(LOG_DRIVER.to_owned()),
+            config: Some(HashMap::from([
+                ("max-size".to_owned(), LOG_MAX_SIZE.to_owned()),
+                ("max-file".to_owned(), LOG_MAX_FILE.to_owned()),
+            ])),
+        }),
+        ..Default::default()
+    };
+    Config {
+        image: Some(spec.image.clone()),
+        cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
+        hostname: spec.hostname.clone(),
+        user: spec.user.clone(),
+        env: (!spec.env.is_empty())
+            .then(|| spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(
+            spec.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        mac_address,
+        host_config: Some(host_config),
+        networking_config,
+        ..Default::default()
+    }
+}
+
+#[async_trait]
+impl Engine for DockerEngine {
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("ping", e))
+    }
+
+    async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(img) => Ok(Some(ImageInfo {
+                id: img.id.unwrap_or_default(),
+                labels: to_btree(img.config.and_then(|c| c.labels)),
+            })),
+            Err(e) => {
+                let e = classify(&format!("inspect image {reference}"), e);
+                if e.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn build_image(
+        &self,
+        tag: &str,
+        context: Vec<u8>,
+        no_cache: bool,
+    ) -> Result<String, EngineError> {
+        let op = format!("build image {tag}");
+        let options = BuildImageOptions::<String> {
+            dockerfile: "Dockerfile".to_owned(),
+            t: tag.to_owned(),
+            nocache: no_cache,
+            rm: true,
+            forcerm: true,
+            // Never contact a registry: the Dockerfile is FROM scratch.
+            pull: false,
+            ..Default::default()
+        };
+        let mut stream = self.docker.build_image(options, None, Some(context.into()));
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| classify(&op, e))?;
+            if let Some(error) = info.error {
+                return Err(EngineError::new(ErrorKind::Failed, op, error));
+            }
+            if let Some(line) = info.stream.as_deref().map(str::trim)
+                && !line.is_empty()
+            {
+                tracing::debug!(build = %line, "Image build");
+            }
+        }
+        match self.image(tag).await? {
+            Some(img) => Ok(img.id),
+            None => Err(EngineError::new(
+                ErrorKind::Failed,
+                op,
+                "the build finished but the image is missing",
+            )),
+        }
+    }
+
+    async fn network(&self, name: &str) -> Result<Option<NetworkInfo>, EngineError> {
+        let net = match self
+            .docker
+            .inspect_network(name, None::<InspectNetworkOptions<String>>)
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                let e = classify(&format!("inspect network {name}"), e);
+                return if e.kind == ErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(e)
+                };
+            }
+        };
+        // Inspect also matches id prefixes; only an exact name is ours.
+        if net.name.as_deref() != Some(name) {
+            return Ok(None);
+        }
+        let pool = net
+            .ipam
+            .and_then(|i| i.config)
+            .and_then(|c| c.into_iter().next())
+            .unwrap_or_default();
+        let mut containers: Vec<String> = net.containers.unwrap_or_default().into_keys().collect();
+        containers.sort();
+        Ok(Some(NetworkInfo {
+            id: net.id.unwrap_or_default(),
+            name: name.to_owned(),
+            driver: net.driver.unwrap_or_default(),
+            options: to_btree(net.options),
+            subnet: pool.subnet,
+            gateway: pool.gateway,
+            ip_range: pool.ip_range,
+            labels: to_btree(net.labels),
+            containers,
+        }))
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<(), EngineError> {
+        let mut options = HashMap::from([("parent".to_owned(), spec.parent.clone())]);
+        match spec.driver {
+            Driver::Macvlan => {
+                options.insert("macvlan_mode".to_owned(), "bridge".to_owned());
+            }
+            Driver::Ipvlan => {
+                options.insert("ipvlan_mode".to_owned(), "l2".to_owned());
+            }
+        }
+        let request = CreateNetworkOptions::<String> {
+            name: spec.name.clone(),
+            check_duplicate: true,
+            driver: spec.driver.as_str().to_owned(),
+            ipam: Ipam {
+                driver: Some("default".to_owned()),
+                config: Some(vec![IpamConfig {
+                    subnet: Some(spec.subnet.to_string()),
+                    gateway: Some(spec.gateway.to_string()),
+                    ip_range: spec.ip_range.map(|r| r.to_string()),
+                    auxiliary_addresses: None,
+                }]),
+                options: None,
+            },
+            options,
+            labels: spec
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..Default::default()
+        };
+        self.docker
+            .create_network(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&format!("create network {}", spec.name), e))
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = classify(&format!("remove network {name}"), e);
+                if e.kind == ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn list_managed(&self) -> Result<Vec<ObservedContainer>, EngineError> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{}=true", labels::MANAGED)],
+        )]);
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions::<String> {
+                all: true,
+                filters,
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| classify("list containers", e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| ObservedContainer {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_owned())
+                    .unwrap_or_default(),
+                image_id: c.image_id.unwrap_or_default(),
+                state: c.state.unwrap_or_default(),
+                status: c.status.unwrap_or_default(),
+                labels: to_btree(c.labels),
+            })
+            .collect())
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        self.docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: spec.name.clone(),
+                    platform: None,
+                }),
+                container_config(spec),
+            )
+            .await
+            .map(|r| r.id)
+            .map_err(|e| classify(&format!("create container {}", spec.name), e))
+    }
+
+    async fn start_container(&self, id: &str) -> Result<(), EngineError> {
+        self.docker
+            .start_container::<String>(id, None)
+            .await
+            .map_err(|e| classify(&format!("start container {id}"), e))
+    }
+
+    async fn stop_container(&self, id: &str) -> Result<(), EngineError> {
+        match self
+            .docker
+            .stop_container(
+                id,
+                Some(StopContainerOptions {
+                    t: STOP_TIMEOUT_SECS,
+                }),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(classify(&format!("stop container {id}"), e)),
+        }
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        match self
+            .docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    link: false,
+                }),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = classify(&format!("remove container {id}"), e);
+                if e.kind == ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{SpecOptions, fleet_containers, tests::config};
+
+    #[test]
+    fn create_request_carries_the_spec() {
+        let cfg = config();
+        let specs = fleet_containers(&cfg, &SpecOptions::new("i:1".into(), "/a".into(), None));
+        let base = container_config(&specs[0]);
+        let host = base.host_config.as_ref().unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some(NETWORK_NAME));
+        assert_eq!(
+            base.mac_address.as_deref(),
+            match &specs[0].networking {
+                Networking::Lan { mac, .. } => Some(mac.as_str()),
+                Networking::Container(_) => None,
+            }
+        );
+        let ep = &base.networking_config.as_ref().unwrap().endpoints_config[NETWORK_NAME];
+        assert_eq!(
+            ep.ipam_config.as_ref().unwrap().ipv4_address.as_deref(),
+            Some("10.0.0.10")
+        );
+        assert_eq!(
+            host.sysctls.as_ref().unwrap()["net.ipv4.ip_default_ttl"],
+            "128"
+        );
+        let ssh = container_config(&specs[2]);
+        let host = ssh.host_config.as_ref().unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("container:web-01"));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_drop.as_deref(), Some(&["ALL".to_owned()][..]));
+        assert_eq!(
+            host.security_opt.as_deref(),
+            Some(&["no-new-privileges:true".to_owned()][..])
+        );
+        assert_eq!(
+            host.restart_policy.as_ref().unwrap().name,
+            Some(RestartPolicyNameEnum::UNLESS_STOPPED)
+        );
+        assert_eq!(
+            host.log_config.as_ref().unwrap().config.as_ref().unwrap()["max-file"],
+            "5"
+        );
+        assert_eq!(
+            host.binds.as_ref().unwrap()[0],
+            "/a/web-01/ssh:/artifacts:rw"
+        );
+        assert!(host.tmpfs.as_ref().unwrap().contains_key("/tmp"));
+        assert!(ssh.networking_config.is_none());
+        assert_eq!(ssh.labels.as_ref().unwrap()[labels::SERVICE], "ssh");
+    }
+}

@@ -1,0 +1,437 @@
+//! In-memory doubles of [`Engine`] and [`HostNetwork`] for tests: they keep the same
+//! guarantees as the real ones (labels, idempotent removals, a base container must run
+//! before a service joins its network namespace), record every mutating call, and fail
+//! on demand.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+
+use crate::Error;
+use crate::engine::{
+    Engine, EngineError, ErrorKind, ImageInfo, NetworkInfo, NetworkSpec, ObservedContainer,
+};
+use crate::hairpin::{HairpinPlan, HostNetwork};
+use crate::spec::{ContainerSpec, Networking, labels};
+
+/// A failure to inject: calls of `op` (`create`, `start`, `remove`, `build`, …) on
+/// `target` (a container name, `*` for any) fail with `kind`, `times` times.
+#[derive(Debug, Clone)]
+pub struct FailRule {
+    /// Operation name.
+    pub op: String,
+    /// Container name or `*`.
+    pub target: String,
+    /// Error kind returned.
+    pub kind: ErrorKind,
+    /// Remaining failures.
+    pub times: u32,
+}
+
+/// One fake container.
+#[derive(Debug, Clone)]
+pub struct FakeContainer {
+    /// What it was created from.
+    pub spec: ContainerSpec,
+    /// What `list_managed` reports.
+    pub observed: ObservedContainer,
+}
+
+/// The fake's whole state, public so tests can arrange and inspect it.
+#[derive(Debug, Default)]
+pub struct FakeState {
+    /// Images by reference.
+    pub images: BTreeMap<String, ImageInfo>,
+    /// Networks by name.
+    pub networks: BTreeMap<String, NetworkInfo>,
+    /// Containers by id.
+    pub containers: BTreeMap<String, FakeContainer>,
+    /// Mutating calls, in order (`create web-01`, `start web-01`, `remove web-01-ssh`).
+    pub calls: Vec<String>,
+    /// Failures to inject.
+    pub fail: Vec<FailRule>,
+    /// Containers that start but exit at once (observed `exited`).
+    pub exit_after_start: BTreeSet<String>,
+    /// When false every call fails as unreachable.
+    pub unreachable: bool,
+    next_id: u64,
+}
+
+/// The in-memory engine.
+#[derive(Debug, Default)]
+pub struct FakeEngine {
+    state: Mutex<FakeState>,
+}
+
+impl FakeEngine {
+    /// An empty engine.
+    pub fn new() -> Self {
+        FakeEngine::default()
+    }
+
+    /// Locks the state for arranging or inspecting.
+    pub fn state(&self) -> MutexGuard<'_, FakeState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a local image.
+    pub fn add_image(&self, reference: &str) {
+        let mut st = self.state();
+        let id = format!("sha256:{reference}");
+        st.images.insert(
+            reference.to_owned(),
+            ImageInfo {
+                id,
+                labels: BTreeMap::new(),
+            },
+        );
+    }
+
+    /// Makes `op` on `target` fail `times` times with `kind`.
+    pub fn fail(&self, op: &str, target: &str, kind: ErrorKind, times: u32) {
+        self.state().fail.push(FailRule {
+            op: op.to_owned(),
+            target: target.to_owned(),
+            kind,
+            times,
+        });
+    }
+
+    /// Mutating calls so far, and forgets them.
+    pub fn take_calls(&self) -> Vec<String> {
+        std::mem::take(&mut self.state().calls)
+    }
+
+    /// Container names by state.
+    pub fn container_states(&self) -> BTreeMap<String, String> {
+        self.state()
+            .containers
+            .values()
+            .map(|c| (c.observed.name.clone(), c.observed.state.clone()))
+            .collect()
+    }
+
+    /// Sets a container's observed state (e.g. `exited`, to simulate a crash).
+    pub fn set_state(&self, name: &str, state: &str) {
+        let mut st = self.state();
+        for c in st.containers.values_mut() {
+            if c.observed.name == name {
+                c.observed.state = state.to_owned();
+            }
+        }
+    }
+}
+
+impl FakeState {
+    fn check(&mut self, op: &str, target: &str) -> Result<(), EngineError> {
+        if self.unreachable {
+            return Err(EngineError::new(
+                ErrorKind::Unreachable,
+                op,
+                "cannot connect to the Docker daemon",
+            ));
+        }
+        for rule in &mut self.fail {
+            if rule.op == op && (rule.target == "*" || rule.target == target) && rule.times > 0 {
+                rule.times -= 1;
+                return Err(EngineError::new(
+                    rule.kind,
+                    format!("{op} {target}"),
+                    "injected failure",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn find(&self, id_or_name: &str) -> Option<String> {
+        if self.containers.contains_key(id_or_name) {
+            return Some(id_or_name.to_owned());
+        }
+        self.containers
+            .iter()
+            .find(|(_, c)| c.observed.name == id_or_name)
+            .map(|(id, _)| id.clone())
+    }
+
+    fn name_of(&self, id_or_name: &str) -> String {
+        self.find(id_or_name)
+            .and_then(|id| self.containers.get(&id))
+            .map_or_else(|| id_or_name.to_owned(), |c| c.observed.name.clone())
+    }
+}
+
+#[async_trait]
+impl Engine for FakeEngine {
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.state().check("ping", "")
+    }
+
+    async fn image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
+        let mut st = self.state();
+        st.check("image", reference)?;
+        Ok(st.images.get(reference).cloned())
+    }
+
+    async fn build_image(
+        &self,
+        tag: &str,
+        context: Vec<u8>,
+        _no_cache: bool,
+    ) -> Result<String, EngineError> {
+        let mut st = self.state();
+        st.check("build", tag)?;
+        st.calls.push(format!("build {tag}"));
+        st.next_id += 1;
+        let id = format!("sha256:built{}-{}", st.next_id, context.len());
+        st.images.insert(
+            tag.to_owned(),
+            ImageInfo {
+                id: id.clone(),
+                labels: BTreeMap::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn network(&self, name: &str) -> Result<Option<NetworkInfo>, EngineError> {
+        let mut st = self.state();
+        st.check("network", name)?;
+        Ok(st.networks.get(name).cloned())
+    }
+
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<(), EngineError> {
+        let mut st = self.state();
+        st.check("create_network", &spec.name)?;
+        if st.networks.contains_key(&spec.name) {
+            return Err(EngineError::new(
+                ErrorKind::Conflict,
+                format!("create network {}", spec.name),
+                "network with name already exists",
+            ));
+        }
+        st.calls.push(format!("create_network {}", spec.name));
+        st.next_id += 1;
+        let id = format!("net{}", st.next_id);
+        let mut options = BTreeMap::from([("parent".to_owned(), spec.parent.clone())]);
+        if spec.driver == crate::engine::Driver::Ipvlan {
+            options.insert("ipvlan_mode".to_owned(), "l2".to_owned());
+        }
+        st.networks.insert(
+            spec.name.clone(),
+            NetworkInfo {
+                id,
+                name: spec.name.clone(),
+                driver: spec.driver.as_str().to_owned(),
+                options,
+                subnet: Some(spec.subnet.to_string()),
+                gateway: Some(spec.gateway.to_string()),
+                ip_range: spec.ip_range.map(|r| r.to_string()),
+                labels: spec.labels.clone(),
+                containers: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        let mut st = self.state();
+        st.check("remove_network", name)?;
+        if let Some(net) = st.networks.get(name)
+            && !net.containers.is_empty()
+        {
+            return Err(EngineError::new(
+                ErrorKind::Failed,
+                format!("remove network {name}"),
+                "network has active endpoints",
+            ));
+        }
+        if st.networks.remove(name).is_some() {
+            st.calls.push(format!("remove_network {name}"));
+        }
+        Ok(())
+    }
+
+    async fn list_managed(&self) -> Result<Vec<ObservedContainer>, EngineError> {
+        let mut st = self.state();
+        st.check("list", "")?;
+        Ok(st
+            .containers
+            .values()
+            .filter(|c| c.observed.labels.get(labels::MANAGED).map(String::as_str) == Some("true"))
+            .map(|c| c.observed.clone())
+            .collect())
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        let mut st = self.state();
+        st.check("create", &spec.name)?;
+        let op = format!("create container {}", spec.name);
+        if st.find(&spec.name).is_some() {
+            return Err(EngineError::new(
+                ErrorKind::Conflict,
+                op,
+                "the container name is already in use",
+            ));
+        }
+        let Some(image) = st.images.get(&spec.image).cloned() else {
+            return Err(EngineError::new(
+                ErrorKind::NotFound,
+                op,
+                format!("no such image: {}", spec.image),
+            ));
+        };
+        match &spec.networking {
+            Networking::Lan { .. } => {
+                if !st.networks.contains_key(crate::spec::NETWORK_NAME) {
+                    return Err(EngineError::new(
+                        ErrorKind::NotFound,
+                        op,
+                        "network decnet_lan not found",
+                    ));
+                }
+            }
+            Networking::Container(base) => {
+                if st.find(base).is_none() {
+                    return Err(EngineError::new(
+                        ErrorKind::NotFound,
+                        op,
+                        format!("no such container: {base}"),
+                    ));
+                }
+            }
+        }
+        st.calls.push(format!("create {}", spec.name));
+        st.next_id += 1;
+        let id = format!("c{:04}", st.next_id);
+        if matches!(spec.networking, Networking::Lan { .. })
+            && let Some(net) = st.networks.get_mut(crate::spec::NETWORK_NAME)
+        {
+            net.containers.push(id.clone());
+        }
+        st.containers.insert(
+            id.clone(),
+            FakeContainer {
+                spec: spec.clone(),
+                observed: ObservedContainer {
+                    id: id.clone(),
+                    name: spec.name.clone(),
+                    image_id: image.id,
+                    state: "created".to_owned(),
+                    status: "Created".to_owned(),
+                    labels: spec.labels.clone(),
+                },
+            },
+        );
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<(), EngineError> {
+        let mut st = self.state();
+        let name = st.name_of(id);
+        st.check("start", &name)?;
+        let op = format!("start container {name}");
+        let Some(key) = st.find(id) else {
+            return Err(EngineError::new(
+                ErrorKind::NotFound,
+                op,
+                "no such container",
+            ));
+        };
+        if let Some(Networking::Container(base)) =
+            st.containers.get(&key).map(|c| c.spec.networking.clone())
+        {
+            let base_running = st
+                .find(&base)
+                .and_then(|b| st.containers.get(&b))
+                .is_some_and(|b| b.observed.state == "running");
+            if !base_running {
+                return Err(EngineError::new(
+                    ErrorKind::Failed,
+                    op,
+                    format!("cannot join network of a non running container: {base}"),
+                ));
+            }
+        }
+        st.calls.push(format!("start {name}"));
+        let exits = st.exit_after_start.contains(&name);
+        if let Some(c) = st.containers.get_mut(&key) {
+            if exits {
+                c.observed.state = "exited".to_owned();
+                c.observed.status = "Exited (2) 1 second ago".to_owned();
+            } else {
+                c.observed.state = "running".to_owned();
+                c.observed.status = "Up 1 second".to_owned();
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str) -> Result<(), EngineError> {
+        let mut st = self.state();
+        let name = st.name_of(id);
+        st.check("stop", &name)?;
+        let Some(key) = st.find(id) else {
+            return Err(EngineError::new(
+                ErrorKind::NotFound,
+                format!("stop container {name}"),
+                "no such container",
+            ));
+        };
+        st.calls.push(format!("stop {name}"));
+        if let Some(c) = st.containers.get_mut(&key) {
+            c.observed.state = "exited".to_owned();
+            c.observed.status = "Exited (0) 1 second ago".to_owned();
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        let mut st = self.state();
+        let name = st.name_of(id);
+        st.check("remove", &name)?;
+        let Some(key) = st.find(id) else {
+            return Ok(());
+        };
+        st.calls.push(format!("remove {name}"));
+        st.containers.remove(&key);
+        for net in st.networks.values_mut() {
+            net.containers.retain(|c| c != &key);
+        }
+        Ok(())
+    }
+}
+
+/// The in-memory host network: remembers the hairpin it was asked for.
+#[derive(Debug, Default)]
+pub struct FakeHostNetwork {
+    /// The current hairpin, if any.
+    pub hairpin: Mutex<Option<HairpinPlan>>,
+    /// Number of `ensure_hairpin` calls.
+    pub ensures: Mutex<u32>,
+}
+
+impl FakeHostNetwork {
+    /// The current hairpin.
+    pub fn current(&self) -> Option<HairpinPlan> {
+        self.hairpin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait]
+impl HostNetwork for FakeHostNetwork {
+    async fn ensure_hairpin(&self, plan: &HairpinPlan) -> Result<(), Error> {
+        *self.ensures.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        *self.hairpin.lock().unwrap_or_else(PoisonError::into_inner) = Some(plan.clone());
+        Ok(())
+    }
+
+    async fn remove_hairpin(&self) -> Result<(), Error> {
+        *self.hairpin.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        Ok(())
+    }
+}
