@@ -12,6 +12,7 @@ pub mod http;
 pub mod https;
 pub mod postgres;
 pub mod smtp;
+pub mod ssh;
 pub mod vnc;
 
 /// How to build one service's emulator from its context.
@@ -24,6 +25,10 @@ pub struct Entry {
 
 /// Every emulator in this build.
 pub static REGISTRY: &[Entry] = &[
+    Entry {
+        slug: "ssh",
+        build: ssh::build,
+    },
     Entry {
         slug: "http",
         build: http::build,

@@ -1,0 +1,688 @@
+//! The `ssh` emulator: russh with the persona's OpenSSH identification and algorithm
+//! lists, seeded host keys, password/public-key capture, OpenSSH's failure delay and
+//! `MaxAuthTries`, and the emulated shell behind `shell` and `exec` requests.
+
+pub mod algorithms;
+pub mod keys;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use rand::Rng;
+use russh::keys::HashAlg;
+use russh::server::{Auth, ChannelOpenHandle, Handle, Msg, PublicKeyOffer, Session};
+use russh::{Channel, ChannelId, Disconnect, MethodKind, MethodSet, Pty, SshId};
+
+use crate::Error;
+use crate::event::{Credential, Event, Outcome, SecretKind, kind};
+use crate::server::{BoxFuture, Conn, Emulator, ServiceCtx};
+use crate::shell::line::{self, LineEditor};
+use crate::shell::{self, Mode, Shell};
+use crate::transcript::{Recorder, Stream};
+
+/// OpenSSH's `MaxAuthTries` default.
+pub const MAX_AUTH_TRIES: u32 = 6;
+/// OpenSSH's `MaxSessions` default: channels per connection.
+pub const MAX_CHANNELS: usize = 10;
+/// Default delay before a failed password is answered (PAM's `pam_unix` 2 s).
+pub const DEFAULT_FAILURE_DELAY_MS: u64 = 2_000;
+/// Longest exec command or no-pty input line kept.
+pub const MAX_EXEC_BYTES: usize = 16 * 1024;
+
+/// The emulator: one per service process.
+pub struct Ssh {
+    config: Arc<russh::server::Config>,
+    shell: Arc<Shell>,
+    failure_delay_ms: u64,
+    sessions: std::sync::atomic::AtomicU32,
+}
+
+/// Builds the emulator from the persona.
+///
+/// # Errors
+/// [`Error::Config`] when host keys cannot be derived.
+pub fn build(ctx: &ServiceCtx) -> Result<Arc<dyn Emulator>, Error> {
+    let persona = &ctx.persona;
+    let ident = persona
+        .get("ssh_version")
+        .unwrap_or(persona.distro.ssh_version)
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(200)
+        .collect::<String>();
+    let rhel_policy = matches!(persona.distro.slug, "rocky9" | "fedora");
+    let config = russh::server::Config {
+        server_id: SshId::Standard(format!("SSH-2.0-{ident}").into()),
+        methods: methods(),
+        // The failure delay is applied by the handler, with jitter, for passwords only.
+        auth_rejection_time: Duration::ZERO,
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: keys::host_keys(persona)?,
+        preferred: algorithms::preferred(&ident, rhel_policy),
+        // The handler disconnects at MaxAuthTries; this is only a backstop.
+        max_auth_attempts: MAX_AUTH_TRIES as usize + 2,
+        inactivity_timeout: Some(ctx.limits.idle_timeout),
+        keepalive_interval: None,
+        nodelay: true,
+        ..Default::default()
+    };
+    let failure_delay_ms = persona
+        .get("failure_delay_ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_FAILURE_DELAY_MS);
+    let started = time::OffsetDateTime::now_utc().unix_timestamp();
+    Ok(Arc::new(Ssh {
+        config: Arc::new(config),
+        shell: Arc::new(Shell::new(persona, None, started)),
+        failure_delay_ms,
+        sessions: std::sync::atomic::AtomicU32::new(0),
+    }))
+}
+
+impl Emulator for Ssh {
+    fn handle(self: Arc<Self>, conn: Conn, ctx: Arc<ServiceCtx>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let shell = if conn.local.ip().is_loopback() || conn.local.ip().is_unspecified() {
+                self.shell.clone()
+            } else {
+                // Show the address the attacker actually reached on eth0.
+                Arc::new(Shell::new(
+                    &ctx.persona,
+                    Some(conn.local.ip()),
+                    self.shell.host.started_unix,
+                ))
+            };
+            let handle_cell = Arc::new(OnceLock::new());
+            let handler = SshConn {
+                ctx: ctx.clone(),
+                shell,
+                peer: conn.peer,
+                failures: 0,
+                failure_delay_ms: self.failure_delay_ms,
+                handle: handle_cell.clone(),
+                user: None,
+                channels: HashMap::new(),
+                emulator: self.clone(),
+            };
+            let running =
+                match russh::server::run_stream(self.config.clone(), conn.stream, handler).await {
+                    Ok(running) => running,
+                    Err(_) => return,
+                };
+            let guard = DisconnectOnDrop(Some(running.handle()));
+            let _ = handle_cell.set(running.handle());
+            let _ = running.await;
+            drop(guard);
+        })
+    }
+}
+
+/// Ends the russh session task when the harness drops the connection (session cap).
+struct DisconnectOnDrop(Option<Handle>);
+
+impl Drop for DisconnectOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            tokio::spawn(async move {
+                let _ = handle
+                    .disconnect(
+                        Disconnect::ByApplication,
+                        "Timeout, server not responding".into(),
+                        String::new(),
+                    )
+                    .await;
+            });
+        }
+    }
+}
+
+struct Chan {
+    pty: Option<(String, u32, u32)>,
+    editor: LineEditor,
+    session: Option<shell::Session>,
+    recorder: Option<Recorder>,
+    pending: Vec<u8>,
+}
+
+struct SshConn {
+    ctx: Arc<ServiceCtx>,
+    shell: Arc<Shell>,
+    peer: SocketAddr,
+    failures: u32,
+    failure_delay_ms: u64,
+    handle: Arc<OnceLock<Handle>>,
+    user: Option<String>,
+    channels: HashMap<ChannelId, Chan>,
+    emulator: Arc<Ssh>,
+}
+
+/// OpenSSH's methods, listed again after every failure (russh would drop the failed one).
+fn methods() -> MethodSet {
+    MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])
+}
+
+fn reject() -> Auth {
+    Auth::Reject {
+        proceed_with_methods: Some(methods()),
+        partial_success: false,
+    }
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// `\n` → `\r\n`, as a terminal in cooked output mode shows it.
+fn crlf(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 16);
+    let mut prev = 0u8;
+    for &b in text.as_bytes() {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+impl SshConn {
+    async fn fail(&mut self) {
+        self.failures += 1;
+        if self.failures >= MAX_AUTH_TRIES
+            && let Some(handle) = self.handle.get()
+        {
+            let _ = handle
+                .disconnect(
+                    Disconnect::ProtocolError,
+                    "Too many authentication failures".into(),
+                    String::new(),
+                )
+                .await;
+        }
+    }
+
+    fn send(&mut self, channel: ChannelId, session: &mut Session, text: &[u8]) {
+        if text.is_empty() {
+            return;
+        }
+        if let Some(rec) = self
+            .channels
+            .get_mut(&channel)
+            .and_then(|c| c.recorder.as_mut())
+        {
+            rec.record(Stream::Output, text);
+        }
+        let _ = session.data(channel, text.to_vec());
+    }
+
+    fn close(&mut self, channel: ChannelId, session: &mut Session, status: i32) {
+        let _ = session.exit_status_request(channel, u32::try_from(status).unwrap_or(1));
+        let _ = session.eof(channel);
+        let _ = session.close(channel);
+        if let Some(chan) = self.channels.get_mut(&channel)
+            && let Some(rec) = chan.recorder.take()
+        {
+            self.ctx.emit(rec.finish());
+        }
+    }
+
+    fn start_session(&mut self, channel: ChannelId, mode: Mode) -> Option<shell::Session> {
+        let user = self.user.clone()?;
+        let n = self
+            .emulator
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut s = self
+            .shell
+            .session(&user, self.peer, mode, now_unix(), n % 64);
+        if let Some(chan) = self.channels.get(&channel)
+            && let Some((term, _, _)) = &chan.pty
+        {
+            s.env.insert("TERM".into(), term.clone());
+        }
+        Some(s)
+    }
+
+    fn start_recorder(&mut self, channel: ChannelId) {
+        let Some(chan) = self.channels.get_mut(&channel) else {
+            return;
+        };
+        let (term, w, h) = chan.pty.clone().unwrap_or_else(|| (String::new(), 0, 0));
+        chan.recorder = Some(Recorder::start(
+            self.ctx.persona.artifacts_dir.as_deref(),
+            "ssh",
+            self.peer,
+            w,
+            h,
+            &term,
+            now_unix(),
+        ));
+    }
+
+    /// Runs lines typed on an interactive channel.
+    async fn interactive_input(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) {
+        let Some(chan) = self.channels.get_mut(&channel) else {
+            return;
+        };
+        if let Some(rec) = chan.recorder.as_mut() {
+            rec.record(Stream::Input, data);
+        }
+        let edit = chan.editor.feed(data);
+        let echo = edit.echo;
+        self.send(channel, session, &echo);
+        for ev in edit.lines {
+            let Some(mut s) = self
+                .channels
+                .get_mut(&channel)
+                .and_then(|c| c.session.take())
+            else {
+                return;
+            };
+            let out = match ev {
+                line::Event::Line(l) => self.shell.run_line(&mut s, &l, now_unix()),
+                line::Event::Interrupt => shell::Output {
+                    echo: true,
+                    ..Default::default()
+                },
+                line::Event::Eof => self.shell.run_line(&mut s, "exit", now_unix()),
+            };
+            for e in out.events {
+                self.ctx.emit(e);
+            }
+            if out.delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(out.delay_ms)).await;
+            }
+            let mut text = crlf(&out.text);
+            if let Some(status) = out.exit {
+                self.send(channel, session, &text);
+                self.close(channel, session, status);
+                return;
+            }
+            if out.echo {
+                text.extend_from_slice(&crlf(&self.shell.prompt(&s)));
+            }
+            self.send(channel, session, &text);
+            if let Some(chan) = self.channels.get_mut(&channel) {
+                chan.editor.echo = out.echo;
+                chan.session = Some(s);
+            }
+        }
+    }
+
+    /// Runs newline-terminated lines on a channel without a terminal (`ssh -T`).
+    fn batch_input(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) {
+        let Some(chan) = self.channels.get_mut(&channel) else {
+            return;
+        };
+        if let Some(rec) = chan.recorder.as_mut() {
+            rec.record(Stream::Input, data);
+        }
+        let room = MAX_EXEC_BYTES.saturating_sub(chan.pending.len());
+        chan.pending
+            .extend_from_slice(&data[..data.len().min(room)]);
+        while let Some(pos) = self
+            .channels
+            .get(&channel)
+            .and_then(|c| c.pending.iter().position(|b| *b == b'\n'))
+        {
+            let Some(chan) = self.channels.get_mut(&channel) else {
+                return;
+            };
+            let line: Vec<u8> = chan.pending.drain(..=pos).collect();
+            let Some(mut s) = chan.session.take() else {
+                return;
+            };
+            let out = self
+                .shell
+                .run_line(&mut s, &String::from_utf8_lossy(&line), now_unix());
+            for e in out.events {
+                self.ctx.emit(e);
+            }
+            self.send(channel, session, out.text.as_bytes());
+            if let Some(status) = out.exit {
+                self.close(channel, session, status);
+                return;
+            }
+            if let Some(chan) = self.channels.get_mut(&channel) {
+                chan.session = Some(s);
+            }
+        }
+        // A full buffer without a newline is dropped, as the line is too long to keep.
+        if let Some(chan) = self.channels.get_mut(&channel)
+            && chan.pending.len() >= MAX_EXEC_BYTES
+        {
+            chan.pending.clear();
+        }
+    }
+}
+
+impl Drop for SshConn {
+    fn drop(&mut self) {
+        for (_, chan) in self.channels.drain() {
+            if let Some(rec) = chan.recorder {
+                self.ctx.emit(rec.finish());
+            }
+        }
+    }
+}
+
+impl russh::server::Handler for SshConn {
+    type Error = russh::Error;
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let ok = self.shell.host.accepts(user, password.as_bytes());
+        let outcome = if ok {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        self.ctx
+            .emit(Event::from_peer(kind::AUTH_ATTEMPT, self.peer).credential(
+                &Credential::password(user, password.as_bytes(), outcome).mechanism("password"),
+            ));
+        if ok {
+            self.user = Some(user.to_owned());
+            return Ok(Auth::Accept);
+        }
+        // PAM's failure delay, randomized by up to a quarter like Linux-PAM does.
+        let base = self.failure_delay_ms;
+        if base > 0 {
+            let jitter = rand::thread_rng().gen_range(0.75..1.25);
+            tokio::time::sleep(Duration::from_millis((base as f64 * jitter) as u64)).await;
+        }
+        self.fail().await;
+        Ok(reject())
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let key = offer.public_key;
+        let text = key.to_openssh().unwrap_or_default();
+        let credential = Credential {
+            principal: Some(user.to_owned()),
+            kind: SecretKind::SshPublicKey,
+            secret: text.into_bytes(),
+            outcome: Outcome::Failure,
+            mechanism: Some("publickey".into()),
+        };
+        self.ctx.emit(
+            Event::from_peer(kind::AUTH_ATTEMPT, self.peer)
+                .credential(&credential)
+                .field("key_type", offer.algorithm.as_str())
+                .field("fingerprint", key.fingerprint(HashAlg::Sha256).to_string()),
+        );
+        self.fail().await;
+        Ok(reject())
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.channels.len() >= MAX_CHANNELS || self.user.is_none() {
+            return Ok(());
+        }
+        self.channels.insert(
+            channel.id(),
+            Chan {
+                pty: None,
+                editor: LineEditor::new(),
+                session: None,
+                recorder: None,
+                pending: Vec::new(),
+            },
+        );
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        match self.channels.get_mut(&channel) {
+            Some(chan) => {
+                let term: String = term.chars().take(64).collect();
+                chan.pty = Some((term, col_width.min(10_000), row_height.min(10_000)));
+                session.channel_success(channel)?;
+            }
+            None => session.channel_failure(channel)?,
+        }
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // sshd accepts only AcceptEnv names (LANG, LC_*) and never replies to env.
+        let _ = (channel, session);
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let has_pty = self.channels.get(&channel).is_some_and(|c| c.pty.is_some());
+        let mode = if has_pty {
+            Mode::Interactive
+        } else {
+            Mode::Exec
+        };
+        let Some(s) = self.start_session(channel, mode) else {
+            session.channel_failure(channel)?;
+            return Ok(());
+        };
+        session.channel_success(channel)?;
+        self.start_recorder(channel);
+        if has_pty {
+            let mut text = crlf(&self.shell.login_banner(&s));
+            text.extend_from_slice(&crlf(&self.shell.prompt(&s)));
+            self.send(channel, session, &text);
+        }
+        if let Some(chan) = self.channels.get_mut(&channel) {
+            chan.session = Some(s);
+        }
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let has_pty = self.channels.get(&channel).is_some_and(|c| c.pty.is_some());
+        let Some(mut s) = self.start_session(channel, Mode::Exec) else {
+            session.channel_failure(channel)?;
+            return Ok(());
+        };
+        session.channel_success(channel)?;
+        self.start_recorder(channel);
+        let command = String::from_utf8_lossy(&data[..data.len().min(MAX_EXEC_BYTES)]).into_owned();
+        if let Some(rec) = self
+            .channels
+            .get_mut(&channel)
+            .and_then(|c| c.recorder.as_mut())
+        {
+            rec.record(Stream::Input, command.as_bytes());
+        }
+        let out = self.shell.run_line(&mut s, &command, now_unix());
+        for e in out.events {
+            self.ctx.emit(e);
+        }
+        if out.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(out.delay_ms)).await;
+        }
+        let text = if has_pty {
+            crlf(&out.text)
+        } else {
+            out.text.into_bytes()
+        };
+        self.send(channel, session, &text);
+        let status = out.exit.unwrap_or(s.status);
+        self.close(channel, session, status);
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.ctx.emit(
+            Event::from_peer(kind::REQUEST, self.peer)
+                .field("request", "subsystem")
+                .field("name", name.chars().take(64).collect::<String>()),
+        );
+        // No `Subsystem sftp` line: sshd answers with a channel failure.
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.ctx.emit(
+            Event::from_peer(kind::REQUEST, self.peer)
+                .field("request", "direct-tcpip")
+                .field(
+                    "target",
+                    format!(
+                        "{}:{port_to_connect}",
+                        host_to_connect.chars().take(255).collect::<String>()
+                    ),
+                ),
+        );
+        // AllowTcpForwarding no: "administratively prohibited".
+        drop(reply);
+        Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.ctx.emit(
+            Event::from_peer(kind::REQUEST, self.peer)
+                .field("request", "tcpip-forward")
+                .field(
+                    "target",
+                    format!("{}:{port}", address.chars().take(255).collect::<String>()),
+                ),
+        );
+        Ok(false)
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(chan) = self.channels.get(&channel) else {
+            return Ok(());
+        };
+        if chan.session.is_none() {
+            return Ok(());
+        }
+        if chan.pty.is_some() {
+            self.interactive_input(channel, data, session).await;
+        } else {
+            self.batch_input(channel, data, session);
+        }
+        Ok(())
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(rec) = self
+            .channels
+            .get_mut(&channel)
+            .and_then(|c| c.recorder.as_mut())
+        {
+            rec.resize(col_width, row_height);
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // End of input without a terminal: the shell exits with the last status.
+        let status = self
+            .channels
+            .get(&channel)
+            .filter(|c| c.pty.is_none())
+            .and_then(|c| c.session.as_ref().map(|s| s.status));
+        if let Some(status) = status {
+            self.close(channel, session, status);
+        }
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(chan) = self.channels.remove(&channel)
+            && let Some(rec) = chan.recorder
+        {
+            self.ctx.emit(rec.finish());
+        }
+        Ok(())
+    }
+}
