@@ -1,0 +1,382 @@
+//! `init` and `deinit` over temporary roots: under `--prefix` (no host access) and against
+//! a fake host (commands recorded, accounts simulated).
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+use decnet_systemd::{
+    DeinitOptions, InitOptions, Mode, Outcome, Step, System, deinit, init, render,
+};
+
+use crate::support::{FakeHost, fake_exe, skeleton, snapshot, vars};
+
+fn init_opts(root: &Path, mode: Mode, exe: &Path) -> InitOptions {
+    InitOptions {
+        mode,
+        vars: vars(),
+        root: root.to_path_buf(),
+        dry_run: false,
+        no_start: false,
+        force: false,
+        exe: Some(exe.to_path_buf()),
+    }
+}
+
+fn deinit_opts(root: &Path, purge: bool) -> DeinitOptions {
+    DeinitOptions {
+        vars: vars(),
+        root: root.to_path_buf(),
+        dry_run: false,
+        purge,
+    }
+}
+
+fn run_init(opts: &InitOptions, sys: Option<&mut dyn System>) -> Vec<Step> {
+    init(opts, sys, &mut |_| {}).unwrap()
+}
+
+fn run_deinit(opts: &DeinitOptions, sys: Option<&mut dyn System>) -> Vec<Step> {
+    deinit(opts, sys, &mut |_| {}).unwrap()
+}
+
+fn not_skipped(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .filter(|s| s.outcome != Outcome::Skip)
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn failed(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .filter(|s| s.outcome == Outcome::Fail)
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn at(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().mode() & 0o7777
+}
+
+#[test]
+fn prefix_init_is_idempotent_and_deinit_restores_the_root() {
+    for mode in Mode::ALL {
+        let root = skeleton();
+        let r = root.path();
+        let exe_dir = tempfile::tempdir().unwrap();
+        let exe = fake_exe(exe_dir.path());
+        let before = snapshot(r);
+        let opts = init_opts(r, mode, &exe);
+
+        let first = run_init(&opts, None);
+        assert!(failed(&first).is_empty(), "{mode}: {:#?}", failed(&first));
+        for f in render(mode, &opts.vars).unwrap() {
+            let on_disk = at(r, f.path.to_str().unwrap());
+            assert_eq!(
+                std::fs::read_to_string(&on_disk).unwrap(),
+                f.text,
+                "{}",
+                f.path.display()
+            );
+            assert_eq!(mode_of(&on_disk), f.mode, "{}", f.path.display());
+        }
+        assert_eq!(
+            std::fs::read(at(r, "/opt/decnet/bin/decnet")).unwrap(),
+            std::fs::read(&exe).unwrap()
+        );
+        assert_eq!(mode_of(&at(r, "/opt/decnet/bin/decnet")), 0o755);
+        for (dir, want) in [
+            ("/var/lib/decnet", 0o750),
+            ("/var/lib/decnet/db", 0o750),
+            ("/var/log/decnet", 0o750),
+            ("/etc/decnet", 0o755),
+            ("/opt/decnet", 0o755),
+        ] {
+            assert_eq!(mode_of(&at(r, dir)), want, "{dir}");
+        }
+        assert_eq!(
+            std::fs::read(at(r, "/var/log/decnet/decnet.bus.log")).unwrap(),
+            b""
+        );
+        assert_eq!(
+            mode_of(&at(r, "/var/log/decnet/decnet.reconciler.log")),
+            0o640
+        );
+        // Nothing touches the host under --prefix.
+        assert!(
+            first
+                .iter()
+                .any(|s| s.action == "systemctl daemon-reload"
+                    && s.detail == "not run under --prefix")
+        );
+
+        let second = run_init(&opts, None);
+        assert!(
+            not_skipped(&second).is_empty(),
+            "{mode}: second run changed {:#?}",
+            not_skipped(&second)
+        );
+        assert_eq!(second.len(), first.len());
+
+        let gone = run_deinit(&deinit_opts(r, false), None);
+        assert!(failed(&gone).is_empty(), "{:#?}", failed(&gone));
+        assert_eq!(snapshot(r), before, "{mode}: deinit left something behind");
+    }
+}
+
+#[test]
+fn dry_runs_change_nothing() {
+    let root = skeleton();
+    let r = root.path();
+    let exe_dir = tempfile::tempdir().unwrap();
+    let exe = fake_exe(exe_dir.path());
+    let before = snapshot(r);
+    let mut opts = init_opts(r, Mode::Master, &exe);
+    opts.dry_run = true;
+    let steps = run_init(&opts, None);
+    assert_eq!(snapshot(r), before);
+    assert!(
+        steps
+            .iter()
+            .all(|s| matches!(s.outcome, Outcome::Dry | Outcome::Skip)),
+        "{steps:#?}"
+    );
+    assert!(steps.iter().any(
+        |s| s.action == "file /etc/systemd/system/decnet-bus.service" && s.outcome == Outcome::Dry
+    ));
+
+    opts.dry_run = false;
+    run_init(&opts, None);
+    let installed = snapshot(r);
+    let mut undo = deinit_opts(r, true);
+    undo.dry_run = true;
+    let steps = run_deinit(&undo, None);
+    assert_eq!(snapshot(r), installed);
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.outcome == Outcome::Dry && s.action == "purge /var/lib/decnet")
+    );
+}
+
+#[test]
+fn deinit_keeps_logs_data_and_an_edited_config_unless_purge() {
+    let root = skeleton();
+    let r = root.path();
+    let exe_dir = tempfile::tempdir().unwrap();
+    let exe = fake_exe(exe_dir.path());
+    let before = snapshot(r);
+    run_init(&init_opts(r, Mode::Master, &exe), None);
+    std::fs::write(at(r, "/var/log/decnet/decnet.bus.log"), "listening\n").unwrap();
+    std::fs::write(at(r, "/var/lib/decnet/db/decnet.db"), "rows").unwrap();
+    let ini = at(r, "/etc/decnet/decnet.ini");
+    let edited = format!(
+        "{}\n[api]\nport = 9000\n",
+        std::fs::read_to_string(&ini).unwrap()
+    );
+    std::fs::write(&ini, &edited).unwrap();
+
+    let steps = run_deinit(&deinit_opts(r, false), None);
+    assert!(failed(&steps).is_empty(), "{:#?}", failed(&steps));
+    assert_eq!(
+        std::fs::read_to_string(at(r, "/var/log/decnet/decnet.bus.log")).unwrap(),
+        "listening\n"
+    );
+    assert!(
+        !at(r, "/var/log/decnet/decnet.reconciler.log").exists(),
+        "an empty log init created"
+    );
+    assert_eq!(std::fs::read_to_string(&ini).unwrap(), edited);
+    assert!(at(r, "/var/lib/decnet/db/decnet.db").exists());
+    assert!(!at(r, "/etc/systemd/system/decnet-bus.service").exists());
+    assert!(!at(r, "/etc/systemd/system/decnet.target").exists());
+    assert!(!at(r, "/etc/tmpfiles.d/decnet.conf").exists());
+    assert!(!at(r, "/opt/decnet").exists());
+
+    let steps = run_deinit(&deinit_opts(r, true), None);
+    assert!(failed(&steps).is_empty(), "{:#?}", failed(&steps));
+    assert_eq!(snapshot(r), before);
+}
+
+#[test]
+fn switching_mode_replaces_the_other_sides_units() {
+    let root = skeleton();
+    let r = root.path();
+    let exe_dir = tempfile::tempdir().unwrap();
+    let exe = fake_exe(exe_dir.path());
+    run_init(&init_opts(r, Mode::Master, &exe), None);
+    assert!(at(r, "/etc/systemd/system/decnet-swarmctl.service").exists());
+    let steps = run_init(&init_opts(r, Mode::Agent, &exe), None);
+    assert!(failed(&steps).is_empty(), "{:#?}", failed(&steps));
+    assert!(!at(r, "/etc/systemd/system/decnet-swarmctl.service").exists());
+    assert!(at(r, "/etc/systemd/system/decnet-agent.service").exists());
+    let changed = not_skipped(&steps);
+    assert!(
+        changed
+            .iter()
+            .any(|s| s.contains("remove /etc/systemd/system/decnet-swarmctl.service")),
+        "{changed:#?}"
+    );
+    assert!(
+        changed
+            .iter()
+            .any(|s| s.contains("file /etc/systemd/system/decnet.target")),
+        "{changed:#?}"
+    );
+    // The operator's (placeholder) config is never overwritten.
+    assert!(
+        !changed.iter().any(|s| s.contains("decnet.ini")),
+        "{changed:#?}"
+    );
+}
+
+#[test]
+fn force_rewrites_and_edits_are_repaired() {
+    let root = skeleton();
+    let r = root.path();
+    let exe_dir = tempfile::tempdir().unwrap();
+    let exe = fake_exe(exe_dir.path());
+    let mut opts = init_opts(r, Mode::Master, &exe);
+    run_init(&opts, None);
+    let unit = at(r, "/etc/systemd/system/decnet-bus.service");
+    let good = std::fs::read_to_string(&unit).unwrap();
+    std::fs::write(
+        &unit,
+        good.replace("NoNewPrivileges=yes", "NoNewPrivileges=no"),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        at(r, "/var/lib/decnet"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let steps = run_init(&opts, None);
+    let changed: Vec<String> = steps
+        .iter()
+        .filter(|s| s.outcome == Outcome::Ok)
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(changed.len(), 2, "{changed:#?}");
+    assert!(
+        changed[0].contains("directory /var/lib/decnet: fixed mode 0777 -> 0750"),
+        "{changed:#?}"
+    );
+    assert!(
+        changed[1].contains("decnet-bus.service: update content"),
+        "{changed:#?}"
+    );
+    assert_eq!(std::fs::read_to_string(&unit).unwrap(), good);
+
+    opts.force = true;
+    let steps = run_init(&opts, None);
+    let rewritten = steps
+        .iter()
+        .filter(|s| s.detail.starts_with("rewrite (--force)"))
+        .count();
+    // Every rendered file except the host config (never overwritten), and the binary.
+    let files = render(Mode::Master, &opts.vars).unwrap().len();
+    assert_eq!(rewritten, files - 1 + 1, "{steps:#?}");
+}
+
+#[test]
+fn a_fresh_host_gets_accounts_entries_and_a_started_target() {
+    let root = skeleton();
+    let r = root.path();
+    let exe_dir = tempfile::tempdir().unwrap();
+    let exe = fake_exe(exe_dir.path());
+    let before = snapshot(r);
+    let mut host = FakeHost::new(r);
+    let opts = init_opts(r, Mode::Master, &exe);
+
+    let steps = run_init(&opts, Some(&mut host));
+    assert!(failed(&steps).is_empty(), "{:#?}", failed(&steps));
+    assert_eq!(
+        host.take(),
+        [
+            "groupadd --system decnet",
+            "useradd --system --gid decnet --home-dir /var/lib/decnet --no-create-home --shell /usr/sbin/nologin decnet",
+            "systemd-tmpfiles --create /etc/tmpfiles.d/decnet.conf",
+            "systemctl daemon-reload",
+            "systemctl enable --now decnet.target",
+        ]
+    );
+    assert_eq!(mode_of(&at(r, "/run/decnet")), 0o750);
+
+    let steps = run_init(&opts, Some(&mut host));
+    assert!(not_skipped(&steps).is_empty(), "{:#?}", not_skipped(&steps));
+    assert!(host.take().is_empty());
+
+    // An edited unit of a running fleet: rewritten, reloaded, restarted; nothing else.
+    let unit = at(r, "/etc/systemd/system/decnet-reconciler.service");
+    std::fs::write(&unit, "[Unit]\n").unwrap();
+    run_init(&opts, Some(&mut host));
+    assert_eq!(
+        host.take(),
+        [
+            "systemctl daemon-reload",
+            "systemctl try-restart decnet-reconciler.service"
+        ]
+    );
+
+    // A unit outside the target (started by hand) is stopped and removed too.
+    std::fs::write(
+        at(r, "/etc/systemd/system/decnet-extra.service"),
+        "[Unit]\n",
+    )
+    .unwrap();
+    let steps = run_deinit(&deinit_opts(r, true), Some(&mut host));
+    assert!(failed(&steps).is_empty(), "{:#?}", failed(&steps));
+    let mut units: Vec<String> = render(Mode::Master, &opts.vars)
+        .unwrap()
+        .iter()
+        .filter_map(|f| f.unit_name().map(str::to_owned))
+        .filter(|u| u != "decnet.target")
+        .chain(["decnet-extra.service".to_owned()])
+        .collect();
+    units.sort();
+    assert_eq!(
+        host.take(),
+        [
+            format!("systemctl disable --now decnet.target {}", units.join(" ")),
+            "systemctl daemon-reload".to_owned(),
+            "userdel decnet".to_owned(),
+            "groupdel decnet".to_owned(),
+        ]
+    );
+    assert_eq!(snapshot(r), before);
+}
+
+#[test]
+fn refusals_happen_before_any_change() {
+    let root = skeleton();
+    let r = root.path();
+    let exe_dir = tempfile::tempdir().unwrap();
+    let exe = fake_exe(exe_dir.path());
+    let before = snapshot(r);
+    let opts = init_opts(r, Mode::Agent, &exe);
+
+    let mut host = FakeHost::new(r);
+    host.is_root = false;
+    let steps = run_init(&opts, Some(&mut host));
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].outcome, Outcome::Fail);
+    assert!(steps[0].detail.contains("must run as root"), "{}", steps[0]);
+    assert!(host.take().is_empty());
+    assert_eq!(snapshot(r), before);
+
+    // Without Docker the reconciler and agent could not start: stop before writing files.
+    let mut host = FakeHost::new(r);
+    host.groups.remove("docker");
+    let steps = run_init(&opts, Some(&mut host));
+    let last = steps.last().unwrap();
+    assert_eq!(
+        (last.outcome, last.action.as_str()),
+        (Outcome::Fail, "group docker")
+    );
+    assert_eq!(snapshot(r), before);
+}
