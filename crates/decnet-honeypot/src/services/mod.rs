@@ -10,6 +10,7 @@ pub(crate) mod framed;
 pub mod ftp;
 pub mod http;
 pub mod https;
+pub mod mysql;
 pub mod postgres;
 pub mod smtp;
 pub mod ssh;
@@ -52,6 +53,10 @@ pub static REGISTRY: &[Entry] = &[
     Entry {
         slug: "postgres",
         build: postgres::build,
+    },
+    Entry {
+        slug: "mysql",
+        build: mysql::build,
     },
 ];
 

@@ -249,7 +249,7 @@ impl Postgres {
         let user = pgwire::clip_name(user);
         let database = pgwire::clip_name(param(&params, b"database").unwrap_or(user));
         let database_text = String::from_utf8_lossy(database).into_owned();
-        let exists = self.databases.iter().any(|d| *d == database_text);
+        let exists = self.databases.contains(&database_text);
         let mut startup = Event::from_peer("startup", peer)
             .field_bytes("user", user)
             .field_bytes("database", database)
