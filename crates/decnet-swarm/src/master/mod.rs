@@ -1,0 +1,266 @@
+//! The swarm controller (`decnet swarmctl`): the CA and the master identities, two
+//! listeners (operators; workers), enrollment, dispatch, heartbeats, the liveness sweeper
+//! and decommission.
+//!
+//! Listeners (SW-8):
+//! - **operator** (`127.0.0.1:8770`): every `/swarm/*` route but the heartbeat.
+//!   Plaintext is allowed only on a loopback address, where certless callers are
+//!   accepted; with `operator_tls` it is mTLS and callers need an operator or master
+//!   certificate that is not revoked. A non-loopback plaintext bind is refused.
+//! - **worker** (`0.0.0.0:8771`): mTLS presenting the `swarmctl` identity; serves only
+//!   `POST /swarm/heartbeat` (agent certificate pinned to its host row, revocation
+//!   checked) and `POST /swarm/enroll/csr` (one-time token, no certificate yet).
+
+mod dispatch;
+mod operator;
+mod ops;
+mod worker;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use decnet_core::HostUuid;
+use decnet_core::net::NetInfo;
+use decnet_store::{Repository, Timestamp};
+pub use dispatch::{assign_ips, shard_round_robin};
+pub use operator::operator_router;
+pub use worker::worker_router;
+
+use crate::pki::{Ca, Identity, LeafSpec, Role};
+use crate::tls::{ClientAuth, server_config};
+use crate::{Error, Result};
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// Operator listener.
+    pub operator_listen: SocketAddr,
+    /// mTLS on the operator listener (required off loopback).
+    pub operator_tls: bool,
+    /// Worker listener.
+    pub worker_listen: SocketAddr,
+    /// The worker-facing URL agents should use (printed with tokens, put in bundles).
+    pub advertise_url: Option<String>,
+    /// Extra SANs of the controller's server certificate.
+    pub extra_sans: Vec<String>,
+    /// Heartbeat interval agents use; a host is unreachable after three missed.
+    pub heartbeat_interval: Duration,
+    /// Lifetime of an enrollment token.
+    pub token_ttl: Duration,
+    /// CA directory.
+    pub ca_dir: PathBuf,
+    /// Master identities directory.
+    pub master_dir: PathBuf,
+}
+
+/// Default token lifetime.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// The controller's shared state.
+pub struct Controller {
+    /// The store.
+    pub repo: Arc<dyn Repository>,
+    ca: Ca,
+    /// Client identity used towards agents (role master).
+    pub master: Identity,
+    /// Server identity of both listeners (role swarmctl).
+    pub swarmctl: Identity,
+    /// Operator identity for TLS operator clients on this host (role operator).
+    pub operator: Identity,
+    /// Options.
+    pub opts: ControllerOptions,
+    lans: RwLock<HashMap<HostUuid, NetInfo>>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Controller {
+    /// Loads or creates the CA and the master, swarmctl and operator identities.
+    ///
+    /// # Errors
+    /// PKI and IO errors.
+    pub fn new(repo: Arc<dyn Repository>, opts: ControllerOptions) -> Result<Self> {
+        let ca = Ca::load_or_create(&opts.ca_dir)?;
+        let master = Identity::ensure(
+            &ca,
+            &opts.master_dir,
+            "master",
+            &LeafSpec {
+                name: "decnet-master".into(),
+                role: Role::Master,
+                sans: vec!["127.0.0.1".into()],
+            },
+        )?;
+        let mut sans = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+        for addr in [opts.operator_listen, opts.worker_listen] {
+            if !addr.ip().is_unspecified() {
+                sans.push(addr.ip().to_string());
+            }
+        }
+        sans.extend(opts.extra_sans.iter().cloned());
+        for san in &opts.extra_sans {
+            crate::names::check_address("--san", san)?;
+        }
+        let swarmctl = Identity::ensure(
+            &ca,
+            &opts.master_dir,
+            "swarmctl",
+            &LeafSpec {
+                name: "swarmctl".into(),
+                role: Role::Swarmctl,
+                sans,
+            },
+        )?;
+        let operator = Identity::ensure(
+            &ca,
+            &opts.master_dir,
+            "operator",
+            &LeafSpec {
+                name: "decnet-operator".into(),
+                role: Role::Operator,
+                sans: vec![],
+            },
+        )?;
+        Ok(Controller {
+            repo,
+            ca,
+            master,
+            swarmctl,
+            operator,
+            opts,
+            lans: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Master-side files of a worker (issued certificate, requested SANs).
+    pub fn worker_dir(&self, name: &str) -> PathBuf {
+        self.opts.ca_dir.join("workers").join(name)
+    }
+
+    /// The CA.
+    pub fn ca(&self) -> &Ca {
+        &self.ca
+    }
+
+    /// The LAN a worker last reported.
+    pub fn lan_of(&self, host: &HostUuid) -> Option<NetInfo> {
+        self.lans
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(host)
+            .cloned()
+    }
+
+    fn set_lan(&self, host: &HostUuid, lan: Option<NetInfo>) {
+        let mut map = self
+            .lans
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match lan {
+            Some(l) => {
+                if map.get(host) != Some(&l) {
+                    map.insert(host.clone(), l);
+                }
+            }
+            None => {
+                map.remove(host);
+            }
+        }
+    }
+
+    /// Marks hosts whose last heartbeat is older than three intervals `unreachable`
+    /// (SW-23); returns them.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn sweep(&self) -> Result<Vec<HostUuid>> {
+        let cutoff = Timestamp::now().minus(self.opts.heartbeat_interval * 3);
+        let gone = self.repo.mark_stale_hosts_unreachable(cutoff).await?;
+        for host in &gone {
+            tracing::warn!(host = %host, "Host missed three heartbeats: unreachable");
+        }
+        Ok(gone)
+    }
+}
+
+/// Binds both listeners and serves until `shutdown` resolves; runs the sweeper.
+///
+/// # Errors
+/// [`Error::Invalid`] for a plaintext operator listener off loopback; bind and TLS errors.
+pub async fn run(
+    ctrl: Arc<Controller>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let opts = ctrl.opts.clone();
+    if !opts.operator_tls && !opts.operator_listen.ip().is_loopback() {
+        return Err(Error::invalid(format!(
+            "refusing a plaintext operator listener on {}: bind a loopback address or pass --operator-tls",
+            opts.operator_listen
+        )));
+    }
+    let bind = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Net {
+                op: format!("bind {addr}"),
+                source,
+            })
+    };
+    let op_listener = bind(opts.operator_listen).await?;
+    let worker_listener = bind(opts.worker_listen).await?;
+    let worker_tls = server_config(&ctrl.swarmctl, ClientAuth::Optional)?;
+    let op_tls = if opts.operator_tls {
+        Some(server_config(&ctrl.swarmctl, ClientAuth::Required)?)
+    } else {
+        None
+    };
+    tracing::info!(
+        operator = %opts.operator_listen,
+        worker = %opts.worker_listen,
+        controller_fingerprint = %ctrl.swarmctl.fingerprint,
+        "Swarm controller listening"
+    );
+    let sweeper = {
+        let ctrl = ctrl.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ctrl.opts.heartbeat_interval);
+            loop {
+                tick.tick().await;
+                if let Err(e) = ctrl.sweep().await {
+                    tracing::warn!(error = %e, "Liveness sweep failed");
+                }
+            }
+        })
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let op = tokio::spawn(crate::serve::serve(
+        op_listener,
+        op_tls,
+        operator_router(ctrl.clone()),
+        wait(stop_rx.clone()),
+    ));
+    let wk = tokio::spawn(crate::serve::serve(
+        worker_listener,
+        Some(worker_tls),
+        worker_router(ctrl.clone()),
+        wait(stop_rx),
+    ));
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    let _ = op.await;
+    let _ = wk.await;
+    sweeper.abort();
+    Ok(())
+}
