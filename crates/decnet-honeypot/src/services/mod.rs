@@ -14,6 +14,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod smtp;
 pub mod ssh;
+pub mod telnet;
 pub mod vnc;
 
 /// How to build one service's emulator from its context.
@@ -29,6 +30,10 @@ pub static REGISTRY: &[Entry] = &[
     Entry {
         slug: "ssh",
         build: ssh::build,
+    },
+    Entry {
+        slug: "telnet",
+        build: telnet::build,
     },
     Entry {
         slug: "http",
