@@ -10,6 +10,7 @@
 
 pub mod apps;
 pub mod creds;
+pub mod fixup;
 pub mod pages;
 
 use std::cell::RefCell;
@@ -185,6 +186,7 @@ pub async fn serve_http<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let served = Arc::new(AtomicU32::new(0));
+    let site_for_errors = site.clone();
     let service = {
         let ctx = ctx.clone();
         hyper::service::service_fn(move |req| {
@@ -196,7 +198,11 @@ pub async fn serve_http<S>(
         })
     };
     let header_timeout = ctx.limits.idle_timeout.min(HEADER_TIMEOUT);
-    let io = TokioIo::new(io);
+    let page_site = site_for_errors;
+    let io = TokioIo::new(fixup::Fixup::new(
+        io,
+        Box::new(move |status| raw_error(&page_site, status, info.local)),
+    ));
     // Errors are the peer's doing (bad requests, resets, timeouts): the connection ends.
     match proto {
         Proto::H1 => {
@@ -429,6 +435,58 @@ async fn respond(
         ctx.emit(event);
     }
     response
+}
+
+/// A complete response with the server's page for an unparsable request (what nginx
+/// or Apache send where hyper would send a bare status line).
+fn raw_error(site: &Site, status: u16, local: SocketAddr) -> Vec<u8> {
+    let date = http_date();
+    let date = String::from_utf8_lossy(date.as_bytes()).into_owned();
+    match site.flavour {
+        Flavour::Nginx => {
+            let (status, page) = match status {
+                431 => (
+                    400,
+                    pages::nginx_error_page(400, &site.server, false)
+                        .unwrap_or_default()
+                        .replace("400 Bad Request", "400 Request Header Or Cookie Too Large"),
+                ),
+                414 | 505 => (
+                    status,
+                    pages::nginx_error_page(status, &site.server, false).unwrap_or_default(),
+                ),
+                _ => (
+                    400,
+                    pages::nginx_error_page(400, &site.server, false).unwrap_or_default(),
+                ),
+            };
+            let reason = nginx_reason(status).unwrap_or("Bad Request");
+            format!(
+                "HTTP/1.1 {status} {reason}\r\nServer: {}\r\nDate: {date}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                site.server,
+                page.len()
+            )
+            .into_bytes()
+        }
+        Flavour::Apache => {
+            let status = if status == 414 { 414 } else { 400 };
+            let page = pages::apache_error_page(
+                status,
+                &site.server,
+                &local.ip().to_string(),
+                local.port(),
+                "GET",
+                "",
+            );
+            format!(
+                "HTTP/1.1 {status} {}\r\nDate: {date}\r\nServer: {}\r\nContent-Length: {}\r\nConnection: close\r\nContent-Type: text/html; charset=iso-8859-1\r\n\r\n{page}",
+                pages::apache_reason(status),
+                site.server,
+                page.len()
+            )
+            .into_bytes()
+        }
+    }
 }
 
 thread_local! {
