@@ -529,11 +529,15 @@ async fn serve(shared: Arc<Shared>, conn: Arc<Conn>, stream: UnixStream) {
 
 async fn read_loop(shared: &Shared, conn: &Conn, mut rd: OwnedReadHalf) -> Result<End, Error> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // Receive time (`rts`), read once per batch of frames rather than per frame.
+    let mut now = now_ts();
     loop {
         loop {
-            let (consumed, end) = match wire::decode(&buf)? {
+            // PUB bodies are validated by `restamp`, which parses them completely; every
+            // other verb's body is checked in `handle_frame`.
+            let (consumed, end) = match wire::decode_unchecked(&buf)? {
                 Decoded::Frame { frame, consumed } => {
-                    (consumed, handle_frame(shared, conn, frame)?)
+                    (consumed, handle_frame(shared, conn, frame, now)?)
                 }
                 Decoded::NeedMore { min_len } => {
                     buf.reserve(min_len.saturating_sub(buf.len()).max(READ_CHUNK));
@@ -565,7 +569,7 @@ async fn read_loop(shared: &Shared, conn: &Conn, mut rd: OwnedReadHalf) -> Resul
                 wire::check_eof(&buf)?;
                 return Ok(End::Clean);
             }
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => now = now_ts(),
         }
     }
 }
@@ -584,7 +588,10 @@ fn ack_of(body: &[u8]) -> Option<u64> {
 }
 
 /// Handles one frame; returns true when the peer said BYE.
-fn handle_frame(shared: &Shared, conn: &Conn, frame: Frame<'_>) -> Result<bool, Error> {
+fn handle_frame(shared: &Shared, conn: &Conn, frame: Frame<'_>, now: f64) -> Result<bool, Error> {
+    if frame.verb != Verb::Pub {
+        wire::check_body(frame.body)?;
+    }
     match frame.verb {
         Verb::Pub => {
             let topic = Topic::new(frame.args)?;
@@ -595,7 +602,7 @@ fn handle_frame(shared: &Shared, conn: &Conn, frame: Frame<'_>) -> Result<bool, 
             scratch.push(b'\n');
             let len_at = scratch.len();
             scratch.extend_from_slice(&[0; wire::LEN_PREFIX]);
-            restamp(&topic, frame.body, now_ts(), &mut scratch)?;
+            restamp(&topic, frame.body, now, &mut scratch)?;
             let body_len = scratch.len() - len_at - wire::LEN_PREFIX;
             shared.published.fetch_add(1, Ordering::Relaxed);
             let Some(len) = u32::try_from(body_len)

@@ -212,6 +212,12 @@ impl SocketClient {
 
     /// Starts the connection manager (once) and waits for the first attempt's outcome.
     async fn ensure_started(&self) {
+        if matches!(
+            *self.inner.phase.borrow(),
+            Phase::Up | Phase::Down | Phase::Closed
+        ) {
+            return;
+        }
         if !self.inner.started.swap(true, Ordering::AcqRel) {
             self.inner.set_phase(Phase::Starting);
             tokio::spawn(manage(self.inner.clone()));
@@ -529,10 +535,13 @@ struct Ack {
 
 async fn read_loop(inner: &Inner, mut rd: OwnedReadHalf) -> Result<(), Error> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // Receive time, read once per batch of frames rather than per frame.
+    let mut now = now_ts();
     loop {
         loop {
-            let (consumed, bye) = match wire::decode(&buf)? {
-                Decoded::Frame { frame, consumed } => (consumed, on_frame(inner, frame)?),
+            // EVT bodies are validated by `Envelope::from_wire`; others in `on_frame`.
+            let (consumed, bye) = match wire::decode_unchecked(&buf)? {
+                Decoded::Frame { frame, consumed } => (consumed, on_frame(inner, frame, now)?),
                 Decoded::NeedMore { min_len } => {
                     buf.reserve(min_len.saturating_sub(buf.len()).max(READ_CHUNK));
                     break;
@@ -559,17 +568,20 @@ async fn read_loop(inner: &Inner, mut rd: OwnedReadHalf) -> Result<(), Error> {
                 wire::check_eof(&buf)?;
                 return Ok(());
             }
-            _ => continue,
+            _ => now = now_ts(),
         }
     }
 }
 
 /// Handles one frame from the broker; returns true on BYE.
-fn on_frame(inner: &Inner, frame: Frame<'_>) -> Result<bool, Error> {
+fn on_frame(inner: &Inner, frame: Frame<'_>, now: f64) -> Result<bool, Error> {
+    if frame.verb != Verb::Evt {
+        wire::check_body(frame.body)?;
+    }
     match frame.verb {
         Verb::Evt => {
             let topic = Topic::new(frame.args)?;
-            let envelope = Envelope::from_wire(topic, frame.body, now_ts())?;
+            let envelope = Envelope::from_wire(topic, frame.body, now)?;
             let subs = inner.subs_read();
             let mut targets = subs
                 .iter()

@@ -27,6 +27,22 @@ fn literal_problem(token: &str) -> Option<&'static str> {
     if token.is_empty() {
         return Some("it has an empty token");
     }
+    if token.is_ascii() {
+        // The common case, checked bytewise (topics are validated on every publish).
+        for &b in token.as_bytes() {
+            match b {
+                b'*' | b'>' => {
+                    return Some("'*' and '>' may only appear as whole pattern tokens");
+                }
+                b'.' => return Some("a token may not contain '.'"),
+                0..=0x20 | 0x7f => {
+                    return Some("it contains whitespace or a control character");
+                }
+                _ => {}
+            }
+        }
+        return None;
+    }
     for c in token.chars() {
         if c == '*' || c == '>' {
             return Some("'*' and '>' may only appear as whole pattern tokens");
@@ -48,7 +64,7 @@ fn common_problem(text: &str) -> Option<&'static str> {
     if text.len() > MAX_TOPIC_LEN {
         return Some("it is longer than 1024 bytes");
     }
-    if text.split('.').count() > MAX_TOKENS {
+    if text.bytes().filter(|&b| b == b'.').count() >= MAX_TOKENS {
         return Some("it has more than 32 tokens");
     }
     None

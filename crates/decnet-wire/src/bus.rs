@@ -233,12 +233,30 @@ pub fn check_body(body: &[u8]) -> Result<(), FrameError> {
 /// Decodes one frame from the front of `buf`.
 ///
 /// Total and bounded: a header with no LF in its first [`MAX_HEADER_LEN`] bytes and a body
-/// length above [`MAX_BODY_LEN`] are refused as soon as they can be seen.
+/// length above [`MAX_BODY_LEN`] are refused as soon as they can be seen; the body is
+/// checked to be empty or one JSON object ([`check_body`]).
 ///
 /// # Errors
 /// Any [`FrameError`] but the encoder-only ones; after an error the stream cannot be
 /// resynchronised and the connection should be closed.
 pub fn decode(buf: &[u8]) -> Result<Decoded<'_>, FrameError> {
+    let decoded = decode_unchecked(buf)?;
+    if let Decoded::Frame { frame, .. } = &decoded {
+        check_body(frame.body)?;
+    }
+    Ok(decoded)
+}
+
+/// Like [`decode`] but leaves the body unchecked (framing and limits are still enforced).
+///
+/// For a caller that parses the body with a strict JSON parser right away (the broker
+/// and client parse every event body into an envelope), so it is scanned once instead
+/// of twice; such a caller must treat a parse failure as the protocol error [`decode`]
+/// would have reported, and call [`check_body`] for bodies it does not parse.
+///
+/// # Errors
+/// As [`decode`], minus the body checks.
+pub fn decode_unchecked(buf: &[u8]) -> Result<Decoded<'_>, FrameError> {
     let Some(lf) = find_lf(buf) else {
         if buf.len() >= MAX_HEADER_LEN {
             return Err(FrameError::HeaderTooLong {
@@ -269,7 +287,6 @@ pub fn decode(buf: &[u8]) -> Result<Decoded<'_>, FrameError> {
     let Some(body) = buf.get(body_at..end) else {
         return Ok(Decoded::NeedMore { min_len: end });
     };
-    check_body(body)?;
     Ok(Decoded::Frame {
         frame: Frame { verb, args, body },
         consumed: end,
@@ -515,6 +532,27 @@ mod tests {
         assert_eq!(decode(&buf).unwrap_err(), FrameError::BodyNotUtf8);
         // Whitespace around an object is fine.
         assert_eq!(one(&frame(Verb::Pub, "a", " {} \n")).0.body, b" {} \n");
+    }
+
+    #[test]
+    fn unchecked_decoding_frames_the_same_but_leaves_the_body() {
+        let good = frame(Verb::Pub, "a", r#"{"k":[1]}"#);
+        assert_eq!(decode_unchecked(&good).unwrap(), decode(&good).unwrap());
+        let bad = frame(Verb::Pub, "a", "[1]");
+        assert!(decode(&bad).is_err());
+        match decode_unchecked(&bad).unwrap() {
+            Decoded::Frame { frame, consumed } => {
+                assert_eq!(frame.body, b"[1]");
+                assert_eq!(consumed, bad.len());
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut over = b"PUB a\n".to_vec();
+        over.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            decode_unchecked(&over),
+            Err(FrameError::BodyTooLong { .. })
+        ));
     }
 
     #[test]

@@ -95,6 +95,16 @@ async fn malformed_frames_close_only_their_connection() {
         ("invalid pattern a.>.z", frame(Verb::Sub, "p.>.z", b"")),
         ("pattern with inner space", raw_frame(b"SUB p. x\n", b"")),
         ("SUB without pattern", frame(Verb::Sub, "", b"")),
+        (
+            "invalid utf-8 in an ignored field",
+            raw_frame(b"PUB p.x\n", b"{\"x\":\"\xff\"}"),
+        ),
+        (
+            "truncated json object",
+            raw_frame(b"PUB p.x\n", b"{\"payload\":{"),
+        ),
+        ("SUB with an array body", raw_frame(b"SUB p.>\n", b"[]")),
+        ("HELLO with a bad body", raw_frame(b"HELLO x\n", b"{,}")),
         ("client EVT", frame(Verb::Evt, "p.x", pub_body)),
         ("client OK", frame(Verb::Ok, "p.x", b"")),
     ];
