@@ -225,6 +225,16 @@ impl<'a> Run<'a> {
         self.push(Outcome::Fail, action, err.to_string())
     }
 
+    /// How an owner is shown: `decnet:decnet`, or a note that `--prefix` leaves it.
+    fn owner_text(&self, owner: Owner) -> String {
+        let label = owner_label(self.vars, owner);
+        if self.sys.is_some() {
+            label
+        } else {
+            format!("(owner {label} not applied under --prefix)")
+        }
+    }
+
     /// The uid and gid `owner` stands for; `None` under `--prefix` (ownership is left to
     /// the packager) or, in a dry run, when the user does not exist yet.
     fn ids(&mut self, owner: Owner) -> Result<Option<(u32, u32)>, Error> {
@@ -285,7 +295,7 @@ impl<'a> Run<'a> {
     fn dir(&mut self, path: &Path, mode: u32, owner: Owner) -> Flow {
         let action = format!("directory {}", path.display());
         let label = owner_label(self.vars, owner);
-        let want = format!("{mode:04o} {label}");
+        let want = format!("{mode:04o} {}", self.owner_text(owner));
         let ids = match self.ids(owner) {
             Ok(ids) => ids,
             Err(e) => return self.fail(action, e),
@@ -399,13 +409,17 @@ impl<'a> Run<'a> {
                     .push(
                         Outcome::Dry,
                         action,
-                        format!("would write {mode:04o} {label}"),
+                        format!("would write {mode:04o} {}", self.owner_text(owner)),
                     )
                     .map(|()| true);
             }
             return match self.write_atomic(&real, &content, mode, ids) {
                 Ok(()) => self
-                    .push(Outcome::Ok, action, format!("written {mode:04o} {label}"))
+                    .push(
+                        Outcome::Ok,
+                        action,
+                        format!("written {mode:04o} {}", self.owner_text(owner)),
+                    )
                     .map(|()| true),
                 Err(e) => self.fail(action, e).map(|()| false),
             };
@@ -620,7 +634,11 @@ impl<'a> Run<'a> {
         match fs::symlink_metadata(&real) {
             Err(e) if is_not_found(&e) => {
                 if self.dry_run {
-                    return self.push(Outcome::Dry, action, format!("would create 0640 {label}"));
+                    return self.push(
+                        Outcome::Dry,
+                        action,
+                        format!("would create 0640 {}", self.owner_text(Owner::User)),
+                    );
                 }
                 let made = fs::OpenOptions::new()
                     .write(true)
@@ -629,7 +647,11 @@ impl<'a> Run<'a> {
                     .map_err(Error::io("create", &real))
                     .and_then(|_| self.apply_meta(&real, 0o640, ids));
                 match made {
-                    Ok(()) => self.push(Outcome::Ok, action, format!("created 0640 {label}")),
+                    Ok(()) => self.push(
+                        Outcome::Ok,
+                        action,
+                        format!("created 0640 {}", self.owner_text(Owner::User)),
+                    ),
                     Err(e) => self.fail(action, e),
                 }
             }
@@ -638,7 +660,11 @@ impl<'a> Run<'a> {
             Ok(m) => {
                 let changes = self.meta_changes(&m, 0o640, ids, &label);
                 if changes.is_empty() {
-                    self.push(Outcome::Skip, action, format!("0640 {label}"))
+                    self.push(
+                        Outcome::Skip,
+                        action,
+                        format!("0640 {}", self.owner_text(Owner::User)),
+                    )
                 } else if self.dry_run {
                     self.push(
                         Outcome::Dry,

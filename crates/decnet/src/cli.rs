@@ -49,6 +49,8 @@ pub enum Command {
     Distros(ListArgs),
     /// List the OS fingerprint families and their TCP/IP settings.
     OsFamilies(ListArgs),
+    /// Install the systemd units, user and directories of a DECNET host (or --deinit).
+    Init(Box<InitArgs>),
 }
 
 /// `--json` for listings.
@@ -128,6 +130,50 @@ pub struct DeployArgs {
     #[arg(long)]
     pub no_cache: bool,
     /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `decnet init`: the systemd deployment of a host, idempotent; every step prints OK,
+/// SKIP, DRY or FAIL.
+#[derive(Args)]
+pub struct InitArgs {
+    /// Which side's units to install and enable.
+    #[arg(long, default_value = "master", value_parser = ["master", "agent"])]
+    pub mode: String,
+    /// Print every action; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not enable, start or restart anything.
+    #[arg(long)]
+    pub no_start: bool,
+    /// Rewrite unit files and the binary even when they are unchanged.
+    #[arg(long)]
+    pub force: bool,
+    /// Render into this root instead of / (packaging, tests): no root needed, no command
+    /// runs, ownership is not applied.
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+    /// User the daemons run as.
+    #[arg(long, default_value = "decnet")]
+    pub user: String,
+    /// Group of the daemons (and of the bus socket).
+    #[arg(long, default_value = "decnet")]
+    pub group: String,
+    /// Install directory (absolute).
+    #[arg(long, value_name = "DIR", default_value = "/opt/decnet")]
+    pub install_dir: PathBuf,
+    /// The decnet binary the units run (default: <install-dir>/bin/decnet, copied from
+    /// this one).
+    #[arg(long, value_name = "PATH")]
+    pub bin: Option<PathBuf>,
+    /// Undo init: stop and disable every installed DECNET unit, remove what init wrote.
+    #[arg(long)]
+    pub deinit: bool,
+    /// With --deinit: also remove data, logs, configuration, and the user and group.
+    #[arg(long, requires = "deinit")]
+    pub purge: bool,
+    /// Print the steps as JSON.
     #[arg(long)]
     pub json: bool,
 }

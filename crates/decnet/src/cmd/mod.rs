@@ -2,6 +2,7 @@
 
 mod catalog;
 mod deploy;
+mod init;
 mod status;
 
 use anyhow::Result;
@@ -19,5 +20,6 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::OsFamilies(a) => catalog::os_families(a.json),
         Command::Deploy(args) => deploy::run(&Ctx::load(cli.global.data_dir)?, &args),
         Command::Status(args) => status::run(&Ctx::load(cli.global.data_dir)?, &args),
+        Command::Init(args) => init::run(&Ctx::load(cli.global.data_dir)?, &args),
     }
 }
