@@ -400,3 +400,73 @@ fn every_unit_scores_ok_or_better() {
         );
     }
 }
+
+#[test]
+fn logrotate_accepts_the_entry_and_rotates_as_the_daemon_user() {
+    let bin = match std::env::var("DECNET_TEST_LOGROTATE") {
+        Ok(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ if std::env::var("DECNET_SKIP_LIVE").as_deref() == Ok("1") => return,
+        _ => panic!(
+            "DECNET_TEST_LOGROTATE is not set: run `.ci/provision/16-logrotate.sh` (as root) and \
+             export the line it prints, or set DECNET_SKIP_LIVE=1 to skip live tests"
+        ),
+    };
+    let home = tempfile::tempdir().unwrap();
+    // As root, rotate as an unprivileged account, like a real install; otherwise as self.
+    let me = nix::unistd::geteuid();
+    let (user, group) = if me.is_root() {
+        ("nobody".to_owned(), "nogroup".to_owned())
+    } else {
+        let u = nix::unistd::User::from_uid(me).unwrap().unwrap();
+        let g = nix::unistd::Group::from_gid(nix::unistd::getegid())
+            .unwrap()
+            .unwrap();
+        (u.name, g.name)
+    };
+    let settings = decnet_core::Settings::under(home.path());
+    let v = Vars::new(&user, &group, Path::new("/opt/decnet"), None, &settings).unwrap();
+    let entry = rendered(Mode::Master, &v)
+        .into_iter()
+        .find(|r| r.kind == Kind::Logrotate)
+        .unwrap();
+    let conf = home.path().join("decnet.logrotate");
+    std::fs::write(&conf, &entry.text).unwrap();
+    std::fs::create_dir_all(&v.log_dir).unwrap();
+    let log = v.log_dir.join("decnet.bus.log");
+    std::fs::write(&log, "a line\n").unwrap();
+    let (uid, gid) = (
+        nix::unistd::User::from_name(&user).unwrap().unwrap().uid,
+        nix::unistd::Group::from_name(&group).unwrap().unwrap().gid,
+    );
+    for p in [&v.log_dir, &log] {
+        nix::unistd::chown(p.as_path(), Some(uid), Some(gid)).unwrap();
+    }
+    std::fs::set_permissions(
+        &v.log_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o750),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("--debug")
+        .arg("--state")
+        .arg(home.path().join("state"))
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && !text.contains("error:"), "{text}");
+    assert!(
+        text.contains(&format!("considering log {}", log.display())),
+        "{text}"
+    );
+    if me.is_root() {
+        assert!(
+            text.contains(&format!("switching euid from 0 to {uid}")),
+            "{text}"
+        );
+    }
+}
