@@ -47,7 +47,7 @@ impl Flow {
 
     fn got_one(&self) {
         let n = self.received.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % (WINDOW / 4) == 0 {
+        if n.is_multiple_of(WINDOW / 4) {
             self.wake.notify_one();
         }
     }
