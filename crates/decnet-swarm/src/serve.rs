@@ -196,10 +196,16 @@ pub async fn serve(
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    // Connections end with the server: shutting down drops them too.
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        while connections.try_join_next().is_some() {}
         let (stream, remote) = tokio::select! {
-            () = &mut shutdown => return,
+            () = &mut shutdown => {
+                connections.abort_all();
+                return;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -215,7 +221,7 @@ pub async fn serve(
         };
         let router = router.clone();
         let acceptor = acceptor.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _permit = permit;
             let builder = {
                 let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

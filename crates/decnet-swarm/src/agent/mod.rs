@@ -118,13 +118,28 @@ pub async fn run(
     opts: AgentOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
-    let tls = server_config(&bundle.identity, ClientAuth::Required)?;
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|source| Error::Net {
             op: format!("bind {}", opts.listen),
             source,
         })?;
+    run_on(listener, bundle, backend, detector, opts, shutdown).await
+}
+
+/// Runs the agent on an already-bound listener (tests bind port 0).
+///
+/// # Errors
+/// TLS configuration errors.
+pub async fn run_on(
+    listener: tokio::net::TcpListener,
+    bundle: AgentBundle,
+    backend: Arc<dyn backend::AgentBackend>,
+    detector: Arc<dyn relocalize::LanDetector>,
+    opts: AgentOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let tls = server_config(&bundle.identity, ClientAuth::Required)?;
     let ctx = Arc::new(AgentContext::new(
         backend.clone(),
         detector.clone(),
@@ -136,7 +151,7 @@ pub async fn run(
     let interval = opts.heartbeat_interval;
     let beat_task = tokio::spawn(async move { beat.run(interval).await });
     tracing::info!(
-        listen = %opts.listen,
+        listen = ?listener.local_addr().ok(),
         host_uuid = %bundle.meta.host_uuid,
         controller = %bundle.meta.controller_url,
         "Agent listening"

@@ -309,10 +309,10 @@ async fn self_destruct(
             {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "Pre-reap teardown failed; reaping anyway")
+                    tracing::warn!(error = %e, "Pre-reap teardown failed; reaping anyway");
                 }
                 Err(e) => {
-                    tracing::warn!(detail = %e.detail, "Pre-reap teardown not run; reaping anyway")
+                    tracing::warn!(detail = %e.detail, "Pre-reap teardown not run; reaping anyway");
                 }
             }
             if let Err(e) = job_ctx.reaper.launch() {

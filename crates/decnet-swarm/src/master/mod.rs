@@ -201,12 +201,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let opts = ctrl.opts.clone();
-    if !opts.operator_tls && !opts.operator_listen.ip().is_loopback() {
-        return Err(Error::invalid(format!(
-            "refusing a plaintext operator listener on {}: bind a loopback address or pass --operator-tls",
-            opts.operator_listen
-        )));
-    }
+    check_operator_bind(&opts)?;
     let bind = |addr: SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
             .await
@@ -217,6 +212,38 @@ pub async fn run(
     };
     let op_listener = bind(opts.operator_listen).await?;
     let worker_listener = bind(opts.worker_listen).await?;
+    run_on(ctrl, op_listener, worker_listener, shutdown).await
+}
+
+fn check_operator_bind(opts: &ControllerOptions) -> Result<()> {
+    if !opts.operator_tls && !opts.operator_listen.ip().is_loopback() {
+        return Err(Error::invalid(format!(
+            "refusing a plaintext operator listener on {}: bind a loopback address or pass --operator-tls",
+            opts.operator_listen
+        )));
+    }
+    Ok(())
+}
+
+/// Serves on already-bound listeners (tests bind port 0) until `shutdown` resolves.
+///
+/// # Errors
+/// [`Error::Invalid`] for a plaintext operator listener off loopback; TLS errors.
+pub async fn run_on(
+    ctrl: Arc<Controller>,
+    op_listener: tokio::net::TcpListener,
+    worker_listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    let opts = ctrl.opts.clone();
+    if let Ok(addr) = op_listener.local_addr()
+        && !opts.operator_tls
+        && !addr.ip().is_loopback()
+    {
+        return Err(Error::invalid(format!(
+            "refusing a plaintext operator listener on {addr}: bind a loopback address or pass --operator-tls"
+        )));
+    }
     let worker_tls = server_config(&ctrl.swarmctl, ClientAuth::Optional)?;
     let op_tls = if opts.operator_tls {
         Some(server_config(&ctrl.swarmctl, ClientAuth::Required)?)
@@ -224,8 +251,8 @@ pub async fn run(
         None
     };
     tracing::info!(
-        operator = %opts.operator_listen,
-        worker = %opts.worker_listen,
+        operator = ?op_listener.local_addr().ok(),
+        worker = ?worker_listener.local_addr().ok(),
         controller_fingerprint = %ctrl.swarmctl.fingerprint,
         "Swarm controller listening"
     );

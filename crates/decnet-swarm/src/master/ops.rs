@@ -396,7 +396,7 @@ pub async fn decommission(
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "Could not remove the worker's files")
+            tracing::warn!(dir = %dir.display(), error = %e, "Could not remove the worker's files");
         }
     }
     tracing::warn!(host = %host.name, acknowledged, "Host decommissioned");

@@ -88,6 +88,14 @@ pub async fn accept_heartbeat(
     if cert.role != Some(Role::Agent) {
         return Err(ApiError::forbidden("agent certificate required"));
     }
+    if ctrl
+        .repo
+        .is_fingerprint_revoked(&cert.fingerprint)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+    {
+        return Err(ApiError::forbidden("certificate revoked"));
+    }
     let Some(host) = ctrl
         .repo
         .get_swarm_host(&beat.host_uuid)
@@ -99,14 +107,6 @@ pub async fn accept_heartbeat(
     if host.client_cert_fingerprint.as_ref() != Some(&cert.fingerprint) {
         tracing::warn!(host = %host.name, peer = %peer.remote, "Heartbeat with a certificate that is not the host's");
         return Err(ApiError::forbidden("certificate fingerprint mismatch"));
-    }
-    if ctrl
-        .repo
-        .is_fingerprint_revoked(&cert.fingerprint)
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-    {
-        return Err(ApiError::forbidden("certificate revoked"));
     }
     if matches!(
         host.status,

@@ -1,0 +1,5 @@
+//! Integration tests of the swarm control plane over real mTLS on loopback addresses.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+mod swarm;
