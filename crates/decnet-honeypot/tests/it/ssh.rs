@@ -1,1 +1,294 @@
-//! Live tests of the `ssh` emulator (filled in with the emulator).
+//! Live tests of the `ssh` emulator with real OpenSSH clients, sshpass, ssh-keyscan and
+//! nmap, over loopback.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use decnet_honeypot::persona::Persona;
+
+use crate::support::{Decky, assert_has_source, require_tool};
+
+const SEED: &str = "5e";
+
+fn ssh_opts(port: u16) -> Vec<String> {
+    [
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=10",
+        "-p",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .chain([port.to_string()])
+    .collect()
+}
+
+fn sshpass(password: &str, port: u16, extra: &[&str], remote: &[&str]) -> Output {
+    let mut cmd = Command::new("sshpass");
+    cmd.args(["-p", password, "ssh"])
+        .args(ssh_opts(port))
+        .args(extra);
+    cmd.arg("root@127.0.0.1").args(remote);
+    cmd.stdin(Stdio::null()).output().expect("run sshpass")
+}
+
+/// The kernel the decky of the test harness (NODE_NAME decky-test, seed 5e…) reports.
+fn persona_kernel(distro: &str) -> (String, String) {
+    let spec = decnet_core::catalog::service("ssh").unwrap();
+    let seed = SEED.repeat(32);
+    let p = Persona::from_lookup(spec, |k| match k {
+        "NODE_NAME" => Some("decky-test".into()),
+        "DECNET_SEED" => Some(seed.clone()),
+        "DECNET_DISTRO" => Some(distro.into()),
+        _ => None,
+    })
+    .unwrap();
+    (p.kernel.release, p.kernel.version)
+}
+
+fn start(distro: &str, artifacts: Option<&std::path::Path>) -> Decky {
+    let dir = artifacts.map(|p| p.to_string_lossy().into_owned());
+    let mut env = vec![
+        ("DECNET_DISTRO", distro),
+        ("USERS", "root:toor,admin:admin123"),
+        ("FAILURE_DELAY_MS", "300"),
+    ];
+    if let Some(d) = dir.as_deref() {
+        env.push(("DECNET_ARTIFACTS_DIR", d));
+    }
+    Decky::start("ssh", &env, 1)
+}
+
+#[test]
+fn exec_answers_with_the_persona_kernel_and_root_id() {
+    if require_tool("sshpass") || require_tool("ssh") {
+        return;
+    }
+    let mut decky = start("debian", None);
+    let out = sshpass("toor", decky.ports[0], &[], &["uname -a; id"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let (release, version) = persona_kernel("debian");
+    assert_eq!(
+        stdout,
+        format!(
+            "Linux decky-test {release} {version} x86_64 GNU/Linux\nuid=0(root) gid=0(root) groups=0(root)\n"
+        )
+    );
+    let auth = decky.wait_for("auth_attempt", Duration::from_secs(10));
+    assert_eq!(auth.param("outcome"), Some("success"));
+    assert_eq!(auth.param("principal"), Some("root"));
+    assert_has_source(&auth);
+    let cmd = decky.wait_for("command", Duration::from_secs(10));
+    assert_eq!(cmd.param("cmd"), Some("uname -a; id"));
+    assert_has_source(&cmd);
+    // The exit status of the last command reaches the client.
+    let out = sshpass("toor", decky.ports[0], &[], &["foo"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end(), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "bash: line 1: foo: command not found\n"
+    );
+}
+
+#[test]
+fn interactive_session_shows_prompt_and_bash_errors_and_is_recorded() {
+    if require_tool("ssh") || require_tool("python3") {
+        return;
+    }
+    let artifacts = tempfile::tempdir().unwrap();
+    let mut decky = start("debian", Some(artifacts.path()));
+    let mut args = vec![
+        "python3".to_owned(),
+        crate::support::drive_pty(),
+        "15".into(),
+        "--".into(),
+        "ssh".into(),
+    ];
+    args.extend(ssh_opts(decky.ports[0]));
+    args.extend(["-tt".into(), "root@127.0.0.1".into()]);
+    let steps = r#"[["expect","password: "],["send","toor\r"],["expect","root@decky-test:~# "],
+        ["send","foo\r"],["expect","-bash: foo: command not found"],["expect","root@decky-test:~# "],
+        ["send","cd /nope\r"],["expect","-bash: cd: /nope: No such file or directory"],
+        ["send","exit\r"],["expect","logout"]]"#;
+    let out = crate::support::run_with_stdin(&args, steps);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "driver failed: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("The programs included with the Debian GNU/Linux system are free software;"),
+        "{text}"
+    );
+    let rec = decky.wait_for("session_recorded", Duration::from_secs(10));
+    assert_has_source(&rec);
+    let sid = rec.param("sid").unwrap().to_owned();
+    let file = artifacts
+        .path()
+        .join("transcripts")
+        .join(format!("{sid}.cast"));
+    let cast = std::fs::read_to_string(&file).unwrap();
+    let header: serde_json::Value = serde_json::from_str(cast.lines().next().unwrap()).unwrap();
+    assert_eq!(header["sid"], sid.as_str());
+    assert_eq!(header["version"], 2);
+    assert!(header["width"].as_u64().unwrap() > 0);
+    assert!(cast.contains("command not found"));
+    assert_eq!(rec.param("bytes"), Some(cast.len().to_string().as_str()));
+    assert_eq!(rec.param("truncated"), Some("false"));
+}
+
+#[test]
+fn rejected_password_is_an_auth_attempt_with_every_field() {
+    if require_tool("sshpass") {
+        return;
+    }
+    let mut decky = start("debian", None);
+    let out = sshpass(
+        "hunter2\u{e9}",
+        decky.ports[0],
+        &[
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+        ],
+        &["id"],
+    );
+    assert!(!out.status.success());
+    let auth = decky.wait_for("auth_attempt", Duration::from_secs(10));
+    assert_eq!(auth.param("principal"), Some("root"));
+    assert_eq!(auth.param("username"), Some("root"));
+    assert_eq!(auth.param("secret_kind"), Some("plaintext"));
+    assert_eq!(auth.param("secret_printable"), Some("hunter2??"));
+    assert_eq!(auth.param("secret_b64"), Some("aHVudGVyMsOp"));
+    assert_eq!(auth.param("outcome"), Some("failure"));
+    assert_eq!(auth.param("mechanism"), Some("password"));
+    assert_has_source(&auth);
+}
+
+#[test]
+fn max_auth_tries_disconnects_like_openssh() {
+    if require_tool("ssh") {
+        return;
+    }
+    let mut decky = start("debian", None);
+    let dir = tempfile::tempdir().unwrap();
+    let askpass = dir.path().join("askpass.sh");
+    std::fs::write(&askpass, "#!/bin/sh\necho wrongpw\n").unwrap();
+    std::fs::set_permissions(
+        &askpass,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = Command::new("ssh")
+        .args(ssh_opts(decky.ports[0]))
+        .args([
+            "-o",
+            "LogLevel=INFO",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "NumberOfPasswordPrompts=10",
+            "root@127.0.0.1",
+            "id",
+        ])
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Too many authentication failures"),
+        "{stderr}"
+    );
+    for _ in 0..6 {
+        let a = decky.wait_for("auth_attempt", Duration::from_secs(10));
+        assert_eq!(a.param("secret_printable"), Some("wrongpw"));
+    }
+    assert!(
+        decky
+            .wait_where(Duration::from_millis(500), |l| l.msgid == "auth_attempt")
+            .is_none()
+    );
+}
+
+fn keyscan(port: u16) -> (String, String) {
+    let out = Command::new("ssh-keyscan")
+        .args([
+            "-p",
+            &port.to_string(),
+            "-t",
+            "rsa,ecdsa,ed25519",
+            "127.0.0.1",
+        ])
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn keyscan_shows_identification_and_seeded_host_keys() {
+    if require_tool("ssh-keyscan") {
+        return;
+    }
+    let decky = start("debian", None);
+    let (keys, banner) = keyscan(decky.ports[0]);
+    assert!(
+        banner.contains(&format!(
+            "127.0.0.1:{} SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3",
+            decky.ports[0]
+        )),
+        "{banner}"
+    );
+    for kind in ["ssh-rsa ", "ecdsa-sha2-nistp256 ", "ssh-ed25519 "] {
+        assert!(keys.contains(kind), "{kind} missing in {keys}");
+    }
+    let key_of = |text: &str| -> Vec<String> {
+        let mut v: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, k)| k.to_owned()))
+            .collect();
+        v.sort();
+        v
+    };
+    let mine = key_of(&keys);
+    drop(decky);
+    // The same decky restarted keeps its keys; another seed gets other keys.
+    let again = start("debian", None);
+    assert_eq!(key_of(&keyscan(again.ports[0]).0), mine);
+    drop(again);
+    let other = Decky::start("ssh", &[("DECNET_SEED", &"a1".repeat(32))], 1);
+    let theirs = key_of(&keyscan(other.ports[0]).0);
+    assert_eq!(theirs.len(), 3);
+    for k in &theirs {
+        assert!(!mine.contains(k));
+    }
+}
+
+#[test]
+fn nmap_identifies_the_persona_openssh() {
+    if require_tool("nmap") {
+        return;
+    }
+    let decky = start("debian", None);
+    let out = Command::new("nmap")
+        .args(["-sV", "-Pn", "-p", &decky.ports[0].to_string(), "127.0.0.1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("OpenSSH 9.2p1 Debian 2+deb12u3"), "{text}");
+    assert!(!text.to_lowercase().contains("honeypot"), "{text}");
+}

@@ -159,3 +159,27 @@ pub fn assert_has_source(line: &Line) {
         "{line:?}"
     );
 }
+
+/// Path of the pty driver script (`drive_pty.py`).
+pub fn drive_pty() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/drive_pty.py").to_owned()
+}
+
+/// Runs `args` with `input` on stdin and returns its output.
+pub fn run_with_stdin(args: &[String], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(&args[0])
+        .args(&args[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
