@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Provision systemd-analyze for the decnet-systemd unit tests: `verify` checks every
-# rendered unit and `security --offline=true` scores its sandbox. Both work on unit files
-# without systemd running as PID 1, so nothing is started here.
+# Provision systemd-analyze and systemd-tmpfiles for the decnet-systemd tests: `verify`
+# checks every rendered unit, `security --offline=true` scores its sandbox, and
+# `systemd-tmpfiles --root` applies the tmpfiles entry to a scratch root. All work without
+# systemd running as PID 1, so nothing is started here.
 set -euo pipefail
 
 log() { echo "15-systemd: $*" >&2; }
@@ -21,3 +22,4 @@ fi
 ANALYZE="$(command -v systemd-analyze)"
 log "$("$ANALYZE" --version | head -n 1)"
 echo "DECNET_TEST_SYSTEMD_ANALYZE=$ANALYZE"
+echo "DECNET_TEST_SYSTEMD_TMPFILES=$(command -v systemd-tmpfiles)"

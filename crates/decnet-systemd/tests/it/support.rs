@@ -236,3 +236,17 @@ pub fn analyze(bin: &Path, args: &[&str], files: &[PathBuf]) -> (bool, String, S
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The account the live tests render as: an unprivileged one (`nobody:nogroup`) when
+/// running as root, like a real install; the test's own otherwise.
+pub fn daemon_account() -> (String, String) {
+    let me = nix::unistd::geteuid();
+    if me.is_root() {
+        return ("nobody".to_owned(), "nogroup".to_owned());
+    }
+    let u = nix::unistd::User::from_uid(me).unwrap().unwrap();
+    let g = nix::unistd::Group::from_gid(nix::unistd::getegid())
+        .unwrap()
+        .unwrap();
+    (u.name, g.name)
+}

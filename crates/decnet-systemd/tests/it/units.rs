@@ -9,7 +9,9 @@ use decnet_systemd::render::Rendered;
 use decnet_systemd::unitfile::UnitFile;
 use decnet_systemd::{Mode, Vars, render};
 
-use crate::support::{analyze, systemd_analyze, vars, vars_with_real_bin, write_units};
+use crate::support::{
+    analyze, daemon_account, systemd_analyze, vars, vars_with_real_bin, write_units,
+};
 
 /// Settings every unit has, with their exact values.
 const HARDENING: &[(&str, &str)] = &[
@@ -412,17 +414,8 @@ fn logrotate_accepts_the_entry_and_rotates_as_the_daemon_user() {
         ),
     };
     let home = tempfile::tempdir().unwrap();
-    // As root, rotate as an unprivileged account, like a real install; otherwise as self.
     let me = nix::unistd::geteuid();
-    let (user, group) = if me.is_root() {
-        ("nobody".to_owned(), "nogroup".to_owned())
-    } else {
-        let u = nix::unistd::User::from_uid(me).unwrap().unwrap();
-        let g = nix::unistd::Group::from_gid(nix::unistd::getegid())
-            .unwrap()
-            .unwrap();
-        (u.name, g.name)
-    };
+    let (user, group) = daemon_account();
     let settings = decnet_core::Settings::under(home.path());
     let v = Vars::new(&user, &group, Path::new("/opt/decnet"), None, &settings).unwrap();
     let entry = rendered(Mode::Master, &v)
@@ -469,4 +462,69 @@ fn logrotate_accepts_the_entry_and_rotates_as_the_daemon_user() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn systemd_tmpfiles_creates_the_runtime_directory_for_the_daemon_user() {
+    let bin = match std::env::var("DECNET_TEST_SYSTEMD_TMPFILES") {
+        Ok(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ if std::env::var("DECNET_SKIP_LIVE").as_deref() == Ok("1") => return,
+        _ => panic!(
+            "DECNET_TEST_SYSTEMD_TMPFILES is not set: run `.ci/provision/15-systemd.sh` (as root) \
+             and export the lines it prints, or set DECNET_SKIP_LIVE=1 to skip live tests"
+        ),
+    };
+    let (user, group) = daemon_account();
+    let v = Vars::new(
+        &user,
+        &group,
+        Path::new("/opt/decnet"),
+        None,
+        &decnet_core::Settings::system(),
+    )
+    .unwrap();
+    let entry = rendered(Mode::Agent, &v)
+        .into_iter()
+        .find(|r| r.kind == Kind::Tmpfiles)
+        .unwrap();
+    // A scratch root with the host's account database, which --root resolves names in.
+    let root = tempfile::tempdir().unwrap();
+    let etc = root.path().join("etc");
+    std::fs::create_dir_all(etc.join("tmpfiles.d")).unwrap();
+    std::fs::create_dir_all(root.path().join("run")).unwrap();
+    for db in ["passwd", "group"] {
+        std::fs::copy(Path::new("/etc").join(db), etc.join(db)).unwrap();
+    }
+    std::fs::write(etc.join("tmpfiles.d/decnet.conf"), &entry.text).unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("--create")
+        .arg(format!("--root={}", root.path().display()))
+        .arg("decnet.conf")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = std::fs::metadata(root.path().join("run/decnet")).unwrap();
+    assert!(meta.is_dir());
+    assert_eq!(std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777, 0o750);
+    let uid = nix::unistd::User::from_name(&user)
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw();
+    let gid = nix::unistd::Group::from_name(&group)
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw();
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::gid(&meta)
+        ),
+        (uid, gid)
+    );
 }
