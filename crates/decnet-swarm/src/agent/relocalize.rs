@@ -80,3 +80,92 @@ pub fn relocalize_for_deploy(
             .collect(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn config(mode: &str, subnet: &str, ips: &[&str]) -> DecnetConfig {
+        let deckies: Vec<_> = ips
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| {
+                serde_json::json!({
+                    "name": format!("d{i}"), "ip": ip, "services": ["ssh"], "distro": "debian",
+                    "base_image": "debian:bookworm-slim", "hostname": format!("d{i}"),
+                })
+            })
+            .collect();
+        let gateway = subnet.replace(".0/24", ".1");
+        serde_json::from_value(serde_json::json!({
+            "mode": mode, "interface": "eth0", "subnet": subnet, "gateway": gateway, "deckies": deckies,
+        }))
+        .unwrap()
+    }
+
+    struct Counting(AtomicUsize, NetInfo);
+    impl LanDetector for Counting {
+        fn detect(&self) -> Result<NetInfo> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(self.1.clone())
+        }
+    }
+
+    fn local(subnet: &str, gw: &str, host: &str) -> Counting {
+        Counting(
+            AtomicUsize::new(0),
+            NetInfo {
+                interface: "ens7".into(),
+                subnet: subnet.parse().unwrap(),
+                gateway: gw.parse().unwrap(),
+                host_ip: host.parse().unwrap(),
+            },
+        )
+    }
+
+    #[test]
+    fn unihost_is_untouched_and_not_detected() {
+        let mut c = config("unihost", "192.168.1.0/24", &["192.168.1.10"]);
+        let before = c.clone();
+        let d = local("10.0.0.0/24", "10.0.0.1", "10.0.0.2");
+        assert_eq!(relocalize_for_deploy(&mut c, &d).unwrap(), None);
+        assert_eq!(c, before);
+        assert_eq!(d.0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn matching_subnet_keeps_addresses_and_takes_the_local_interface() {
+        let mut c = config("swarm", "10.0.0.0/24", &["10.0.0.10", "10.0.0.11"]);
+        let d = local("10.0.0.0/24", "10.0.0.254", "10.0.0.5");
+        let r = relocalize_for_deploy(&mut c, &d).unwrap().unwrap();
+        assert!(!r.reallocated && r.moved.is_empty());
+        assert_eq!(c.interface, "ens7");
+        assert_eq!(c.gateway.to_string(), "10.0.0.254");
+        assert_eq!(c.deckies[1].ip.to_string(), "10.0.0.11");
+        assert_eq!(d.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn other_subnet_reallocates_and_reports_each_move() {
+        let mut c = config("swarm", "192.168.1.0/24", &["192.168.1.10", "192.168.1.11"]);
+        let d = local("10.7.0.0/24", "10.7.0.1", "10.7.0.2");
+        let r = relocalize_for_deploy(&mut c, &d).unwrap().unwrap();
+        assert!(r.reallocated);
+        assert_eq!(r.interface, "ens7");
+        let got: Vec<String> = c.deckies.iter().map(|x| x.ip.to_string()).collect();
+        assert_eq!(got, ["10.7.0.3", "10.7.0.4"]);
+        assert_eq!(r.moved.len(), 2);
+        assert_eq!(r.moved[0].from.to_string(), "192.168.1.10");
+        assert_eq!(c.deckies[0].name.as_str(), "d0");
+        assert_eq!(c.deckies[0].services, ["ssh"]);
+    }
+
+    #[test]
+    fn detection_failure_propagates() {
+        let mut c = config("swarm", "10.0.0.0/24", &["10.0.0.10"]);
+        let failing = || -> Result<NetInfo> { Err(Error::Runtime("no default route".into())) };
+        assert!(relocalize_for_deploy(&mut c, &failing).is_err());
+    }
+}
