@@ -418,3 +418,30 @@ async fn jenkins_and_phpmyadmin_transcripts() {
         Some("toor")
     );
 }
+
+#[tokio::test]
+async fn custom_status_body_and_extra_headers() {
+    let sink = MemorySink::new();
+    let ctx = memory_ctx(
+        "http",
+        &[
+            ("SERVER_HEADER", "nginx/1.18.0 (Ubuntu)"),
+            ("RESPONSE_CODE", "200"),
+            ("CUSTOM_BODY", "<h1>Intranet</h1>\n"),
+            (
+                "EXTRA_HEADERS",
+                "X-Powered-By: PHP/8.1.2\nX-Frame-Options: SAMEORIGIN",
+            ),
+        ],
+        &sink,
+    );
+    let out = transcript(
+        ctx,
+        b"GET /anything HTTP/1.1\r\nHost: intranet\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    insta::assert_snapshot!(strip_date(&out));
+    let req = &sink.of_kind("request")[0];
+    assert_eq!(req.get("status"), Some("200"));
+    assert_eq!(req.get("src_ip"), Some("203.0.113.9"));
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Benchmark of decnet-decky's web and mail emulators against the real daemon.
+#
+#   bench/honeypot-http.sh            build, measure, print the markdown section
+#   bench/honeypot-http.sh --write    ... and replace our section of docs/benchmarks.md
+#
+# Measures, in one run on this machine:
+#   - wrk -t2 -c50 -d10s against `decnet-decky serve http` (release build, default 403
+#     page) and against nginx (Debian package, started here on another loopback port with
+#     a throwaway config serving a static page of the same size), nginx once with
+#     `worker_processes auto` (its packaged default) and once with one worker;
+#   - idle RSS of `decnet-decky serve` for http, https, ftp and smtp.
+# Everything listens on 127.0.0.1 only and stops when the script ends.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+WRITE=0
+[ "${1:-}" = "--write" ] && WRITE=1
+DURATION="${BENCH_DURATION:-10s}"
+
+log() { echo "honeypot-http: $*" >&2; }
+need() { command -v "$1" >/dev/null 2>&1 || { log "missing $1 (run .ci/provision/42-clients-web-mail.sh)"; exit 1; }; }
+need wrk
+[ -x /usr/sbin/nginx ] || { log "missing nginx"; exit 1; }
+
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    log "building the release binary and the shipped (decky profile) binary"
+    cargo build --release -p decnet-honeypot >&2
+    cargo build --profile decky -p decnet-honeypot --bin decnet-decky >&2
+fi
+BIN="$ROOT/target/release/decnet-decky"
+SHIPPED="$ROOT/target/decky/decnet-decky"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    log "port $1 never opened"; exit 1
+}
+
+SEED="$(printf '5e%.0s' $(seq 1 32))"
+start_decky() { # service port [binary] -> pid
+    NODE_NAME=bench DECNET_SEED="$SEED" DECNET_HOSTNAME=www.bench.example \
+        SERVER_HEADER=nginx/1.22.1 DECNET_ARTIFACTS_DIR="$WORK/artifacts" \
+        "${3:-$BIN}" serve "$1" --bind 127.0.0.1 --port "$2" >/dev/null 2>&1 &
+    echo $!
+}
+
+rps() { # url -> requests/s
+    wrk -t2 -c50 -d"$DURATION" "$1" 2>/dev/null | awk '/^Requests\/sec:/ {print $2}'
+}
+
+# --- decnet-decky http ------------------------------------------------------------
+DPORT="$(free_port)"
+DPID="$(start_decky http "$DPORT")"; PIDS+=("$DPID")
+wait_port "$DPORT"
+BODY_LEN="$(curl -s "http://127.0.0.1:$DPORT/" | wc -c)"
+log "decnet-decky http on $DPORT (page: $BODY_LEN bytes)"
+OURS="$(rps "http://127.0.0.1:$DPORT/")"
+OURS_RSS_LOAD="$(awk '/VmHWM/ {print $2}' "/proc/$DPID/status")"
+OURS_CPU="$(awk '{print $14+$15}' "/proc/$DPID/stat")"
+kill "$DPID"; wait "$DPID" 2>/dev/null || true
+
+# --- nginx --------------------------------------------------------------------------
+nginx_run() { # workers -> requests/s
+    local port dir
+    port="$(free_port)"; dir="$WORK/nginx-$1"
+    mkdir -p "$dir/www"
+    head -c "$BODY_LEN" /dev/zero | tr '\0' 'x' > "$dir/www/index.html"
+    cat > "$dir/nginx.conf" <<CONF
+daemon off;
+worker_processes $1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 1000;
+    client_body_temp_path $dir/b; proxy_temp_path $dir/p; fastcgi_temp_path $dir/f;
+    uwsgi_temp_path $dir/u; scgi_temp_path $dir/s;
+    server { listen 127.0.0.1:$port; root $dir/www; }
+}
+CONF
+    /usr/sbin/nginx -c "$dir/nginx.conf" -p "$dir" >/dev/null 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_port "$port"
+    rps "http://127.0.0.1:$port/index.html"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+log "nginx, worker_processes auto"
+NGINX_AUTO="$(nginx_run auto)"
+log "nginx, worker_processes 1"
+NGINX_ONE="$(nginx_run 1)"
+
+# --- idle RSS -----------------------------------------------------------------------
+declare -A RSS ANON SRSS
+idle_rss() { # service binary -> "rss anon" in KiB
+    local port pid
+    port="$(free_port)"
+    pid="$(start_decky "$1" "$port" "$2")"; PIDS+=("$pid")
+    wait_port "$port"
+    sleep 1
+    echo "$(awk '/^Rss:/ {print $2}' "/proc/$pid/smaps_rollup") $(awk '/^Anonymous:/ {print $2}' "/proc/$pid/smaps_rollup")"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+for svc in http https ftp smtp; do
+    read -r RSS[$svc] ANON[$svc] <<<"$(idle_rss "$svc" "$BIN")"
+    if [ -x "$SHIPPED" ]; then
+        read -r SRSS[$svc] _ <<<"$(idle_rss "$svc" "$SHIPPED")"
+    else
+        SRSS[$svc]=0
+    fi
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+CPU="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+NCPU="$(nproc)"
+NGINX_V="$(/usr/sbin/nginx -v 2>&1 | sed 's/^nginx version: //')"
+WRK_V="$( (wrk -v 2>&1 || true) | head -1 | awk '{print $1" "$2}')"
+
+SECTION="$(cat <<MD
+<!-- honeypot-http:start -->
+## decnet-decky: http, https, ftp, smtp
+
+Command: \`bench/honeypot-http.sh --write\` (release build; wrk $DURATION per target).
+Machine: $CPU, $NCPU cores, $(uname -r). Date: $(date -u +%Y-%m-%dT%H:%MZ).
+Reference: $NGINX_V from Debian's nginx-light, serving a static page of the same size
+($BODY_LEN bytes) on another loopback port in the same run. decnet-decky answers with its
+default page (nginx's 403 page), emits one \`request\` event per request to stdout
+(redirected to /dev/null), and runs a single-threaded runtime.
+
+| Measure | decnet-decky | Reference | Ratio |
+|---|---|---|---|
+| \`wrk -t2 -c50\` requests/s vs nginx \`worker_processes auto\` | $OURS | $NGINX_AUTO | $(ratio "$OURS" "$NGINX_AUTO") |
+| \`wrk -t2 -c50\` requests/s vs nginx \`worker_processes 1\` | $OURS | $NGINX_ONE | $(ratio "$OURS" "$NGINX_ONE") |
+| peak RSS under the wrk load | $(mib "$OURS_RSS_LOAD") MiB | | |
+
+Idle memory of one \`decnet-decky serve <svc>\` process, 1 s after start (goal: 4 MiB RSS;
+the reference's Python emulators idle at about 22 MB). RSS is mostly file-backed pages of
+the binary and libc; "anonymous" is the process's own heap and stacks.
+
+| Service | RSS, release build | anonymous, release build | RSS, shipped \`decky\` profile |
+|---|---|---|---|
+| http | $(mib "${RSS[http]}") MiB | $(mib "${ANON[http]}") MiB | $(mib "${SRSS[http]}") MiB |
+| https | $(mib "${RSS[https]}") MiB | $(mib "${ANON[https]}") MiB | $(mib "${SRSS[https]}") MiB |
+| ftp | $(mib "${RSS[ftp]}") MiB | $(mib "${ANON[ftp]}") MiB | $(mib "${SRSS[ftp]}") MiB |
+| smtp | $(mib "${RSS[smtp]}") MiB | $(mib "${ANON[smtp]}") MiB | $(mib "${SRSS[smtp]}") MiB |
+
+Goal for http: at least 0.8x nginx's requests/s (floor 0.5x). wrk itself ($WRK_V) shares
+the two cores with the server under test.
+<!-- honeypot-http:end -->
+MD
+)"
+echo "$SECTION"
+
+if [ "$WRITE" = 1 ]; then
+    DOC="$ROOT/docs/benchmarks.md"
+    [ -f "$DOC" ] || printf '# Benchmarks\n\nEach section is written by the script it names; figures from one run, with the\nreference measured in the same run.\n' > "$DOC"
+    python3 - "$DOC" "$SECTION" <<'PY'
+import sys
+path, section = sys.argv[1], sys.argv[2]
+text = open(path).read()
+start, end = "<!-- honeypot-http:start -->", "<!-- honeypot-http:end -->"
+if start in text and end in text:
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    text = head + section + tail
+else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+open(path, "w").write(text)
+PY
+    log "wrote $DOC"
+fi
