@@ -167,6 +167,102 @@ async fn run_raw_nats(url: &str, n: u64) -> Run {
     }
 }
 
+/// Position of the ten seq digits in a body made by [`raw_body`].
+fn seq_digits(body: &[u8]) -> Option<std::ops::Range<usize>> {
+    let key = b"\"seq\":\"";
+    let at = body.windows(key.len()).position(|w| w == key)? + key.len();
+    Some(at..at + 10)
+}
+
+/// A complete v1 envelope body whose payload is PAYLOAD bytes of JSON, seq 0.
+fn raw_body() -> Vec<u8> {
+    let mut e = Envelope::new(Topic::new("bench.topic.x").unwrap(), "bench", payload(0));
+    e.id = "0123456789abcdef0123456789abcdef".into();
+    e.to_json()
+}
+
+/// One run of our broker with minimal clients speaking frames directly (no envelope
+/// building or parsing in the clients): isolates the broker, like the raw NATS case.
+async fn run_raw_broker(path: &std::path::Path, n: u64) -> Run {
+    use decnet_wire::bus::{self as wire, Decoded, Verb};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+    let mut sub = tokio::net::UnixStream::connect(path).await.unwrap();
+    let mut hello = Vec::new();
+    wire::encode(Verb::Sub, "bench.>", br#"{"ack":1}"#, &mut hello).unwrap();
+    sub.write_all(&hello).await.unwrap();
+    let mut buf = Vec::with_capacity(1 << 16);
+    // Wait for the OK.
+    loop {
+        let mut chunk = [0u8; 256];
+        let k = sub.read(&mut chunk).await.unwrap();
+        buf.extend_from_slice(&chunk[..k]);
+        if let Ok(Decoded::Frame { consumed, .. }) = wire::decode(&buf) {
+            buf.drain(..consumed);
+            break;
+        }
+    }
+    let flow = Flow::new();
+    let f = flow.clone();
+    let consumer = tokio::spawn(async move {
+        let mut misordered = 0;
+        let mut next = 0u64;
+        let mut chunk = vec![0u8; 1 << 16];
+        while next < n {
+            let mut at = 0;
+            while let Ok(Decoded::Frame { frame, consumed }) = wire::decode_unchecked(&buf[at..]) {
+                let seq = seq_digits(frame.body)
+                    .and_then(|r| std::str::from_utf8(&frame.body[r]).ok()?.parse().ok())
+                    .unwrap_or(u64::MAX);
+                if seq != next {
+                    misordered += 1;
+                }
+                next = seq.wrapping_add(1);
+                f.got_one();
+                at += consumed;
+            }
+            buf.drain(..at);
+            if next >= n {
+                break;
+            }
+            let Ok(Ok(k)) =
+                tokio::time::timeout(Duration::from_secs(5), sub.read(&mut chunk)).await
+            else {
+                break;
+            };
+            if k == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..k]);
+        }
+        misordered
+    });
+    let publisher = tokio::net::UnixStream::connect(path).await.unwrap();
+    let mut w = BufWriter::with_capacity(1 << 16, publisher);
+    let mut body = raw_body();
+    let digits = seq_digits(&body).unwrap();
+    let mut frame = Vec::new();
+    let start = Instant::now();
+    for seq in 0..n {
+        if seq - flow.received.load(Ordering::Relaxed) >= WINDOW {
+            w.flush().await.unwrap();
+            flow.wait_window(seq).await;
+        }
+        body[digits.clone()].copy_from_slice(format!("{seq:010}").as_bytes());
+        frame.clear();
+        wire::encode(Verb::Pub, "bench.topic.x", &body, &mut frame).unwrap();
+        w.write_all(&frame).await.unwrap();
+    }
+    w.flush().await.unwrap();
+    let misordered = consumer.await.unwrap();
+    let elapsed = start.elapsed();
+    let received = flow.received.load(Ordering::Relaxed);
+    Run {
+        rate: received as f64 / elapsed.as_secs_f64(),
+        lost: n - received,
+        misordered,
+    }
+}
+
 fn median(mut runs: Vec<Run>) -> Run {
     runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
     let lost = runs.iter().map(|r| r.lost).sum();
@@ -246,6 +342,7 @@ fn main() {
         let mut ours = Vec::new();
         let mut reference = Vec::new();
         let mut ours_nats = Vec::new();
+        let mut ours_raw = Vec::new();
         // Warm-up of each path (not reported).
         {
             let s = SocketClient::new(&path, ClientOptions::new("warm-sub"));
@@ -264,6 +361,8 @@ fn main() {
 
             reference.push(run_raw_nats(&url, n).await);
 
+            ours_raw.push(run_raw_broker(&path, n).await);
+
             let s = NatsBus::connect(&url, "bench-sub", 1024).await.unwrap();
             let p = NatsBus::connect(&url, "bench-pub", 1024).await.unwrap();
             let sub = s.subscribe(pattern.clone()).await.unwrap();
@@ -271,7 +370,12 @@ fn main() {
             s.close().await;
             p.close().await;
         }
-        let (ours, reference, ours_nats) = (median(ours), median(reference), median(ours_nats));
+        let (ours, reference, ours_nats, ours_raw) = (
+            median(ours),
+            median(reference),
+            median(ours_nats),
+            median(ours_raw),
+        );
         let broker_drops = stats.stats().drops;
         let nproc = std::thread::available_parallelism().map_or(0, usize::from);
         println!(
@@ -288,6 +392,10 @@ fn main() {
                 &reference,
             ),
             ("nats-server + decnet NatsBus (envelopes)", &ours_nats),
+            (
+                "decnet broker + raw frame clients (broker alone)",
+                &ours_raw,
+            ),
         ] {
             println!(
                 "| {name} | {:.0} | {:.2}x | {} | {} |",

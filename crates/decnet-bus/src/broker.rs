@@ -596,24 +596,15 @@ fn handle_frame(shared: &Shared, conn: &Conn, frame: Frame<'_>, now: f64) -> Res
         Verb::Pub => {
             let topic = Topic::new(frame.args)?;
             // The EVT frame is built once and shared by every receiving connection.
-            let mut scratch = Vec::with_capacity(frame.body.len() + 2 * frame.args.len() + 128);
-            scratch.extend_from_slice(b"EVT ");
-            scratch.extend_from_slice(topic.as_str().as_bytes());
-            scratch.push(b'\n');
-            let len_at = scratch.len();
-            scratch.extend_from_slice(&[0; wire::LEN_PREFIX]);
-            restamp(&topic, frame.body, now, &mut scratch)?;
-            let body_len = scratch.len() - len_at - wire::LEN_PREFIX;
+            let mut out = Vec::with_capacity(frame.body.len() + 2 * frame.args.len() + 128);
+            let open = wire::begin(Verb::Evt, topic.as_str(), &mut out)?;
+            restamp(&topic, frame.body, now, &mut out)?;
             shared.published.fetch_add(1, Ordering::Relaxed);
-            let Some(len) = u32::try_from(body_len)
-                .ok()
-                .filter(|l| *l as usize <= wire::MAX_BODY_LEN)
-            else {
+            if wire::finish(open, &mut out).is_err() {
                 warn!(topic = %topic, "Bus event dropped: body too large after stamping");
                 return Ok(false);
-            };
-            scratch[len_at..len_at + wire::LEN_PREFIX].copy_from_slice(&len.to_be_bytes());
-            let frame = Bytes::from(scratch);
+            }
+            let frame = Bytes::from(out);
             shared.route(topic.as_str(), Some(conn.id), &frame);
             Ok(false)
         }

@@ -290,22 +290,29 @@ impl SocketClient {
             return Err(Error::Closed);
         }
         self.ensure_started().await;
-        let body = envelope.to_json();
-        let queued = {
-            let mut out = self.inner.outbox();
-            if out.connected && out.out.len() + body.len() > MAX_PENDING_BYTES {
-                drop(out);
-                self.inner.drop_publish("outbound buffer full");
-                return Ok(());
-            }
-            Inner::queue_frame(&mut out, Verb::Pub, envelope.topic.as_str(), &body)?
-        };
-        if queued {
-            self.inner.published.fetch_add(1, Ordering::Relaxed);
-            self.inner.writer_wake.notify_one();
-        } else {
+        let mut out = self.inner.outbox();
+        if !out.connected || out.closing {
+            drop(out);
             self.inner.drop_publish("not connected");
+            return Ok(());
         }
+        if out.out.len() > MAX_PENDING_BYTES {
+            drop(out);
+            self.inner.drop_publish("outbound buffer full");
+            return Ok(());
+        }
+        // Serialised straight into the outbound buffer: no intermediate body copy. Only
+        // publishers take this lock, so holding it while serialising stalls no reader.
+        let start = out.out.len();
+        let frame = wire::begin(Verb::Pub, envelope.topic.as_str(), &mut out.out)?;
+        if let Err(e) = serde_json::to_writer(&mut out.out, &envelope) {
+            out.out.truncate(start);
+            return Err(Error::Envelope(e.to_string()));
+        }
+        wire::finish(frame, &mut out.out)?;
+        drop(out);
+        self.inner.published.fetch_add(1, Ordering::Relaxed);
+        self.inner.writer_wake.notify_one();
         Ok(())
     }
 

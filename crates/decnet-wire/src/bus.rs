@@ -373,6 +373,49 @@ pub fn encode(verb: Verb, args: &str, body: &[u8], out: &mut Vec<u8>) -> Result<
     Ok(())
 }
 
+/// A frame whose header is written and whose body is being appended in place; see [`begin`].
+#[derive(Debug)]
+#[must_use = "a begun frame must be finished"]
+pub struct OpenFrame {
+    start: usize,
+    body_at: usize,
+}
+
+/// Starts a frame at the end of `out`: writes the header and a length placeholder, so the
+/// caller can serialise the body straight into `out` and then call [`finish`].
+///
+/// # Errors
+/// As [`encode`] for the header; `out` is unchanged then.
+pub fn begin(verb: Verb, args: &str, out: &mut Vec<u8>) -> Result<OpenFrame, FrameError> {
+    let start = out.len();
+    encode(verb, args, b"", out)?;
+    Ok(OpenFrame {
+        start,
+        body_at: out.len(),
+    })
+}
+
+/// Completes a frame started by [`begin`]: everything appended since is its body.
+///
+/// # Errors
+/// [`FrameError::BodyTooLong`] when the body exceeds [`MAX_BODY_LEN`]; the whole frame is
+/// removed from `out` then.
+pub fn finish(frame: OpenFrame, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    let body_len = out.len().saturating_sub(frame.body_at);
+    let len = u32::try_from(body_len)
+        .ok()
+        .filter(|l| *l as usize <= MAX_BODY_LEN);
+    let Some(len) = len else {
+        out.truncate(frame.start);
+        return Err(FrameError::BodyTooLong {
+            len: body_len as u64,
+            limit: MAX_BODY_LEN,
+        });
+    };
+    out[frame.body_at - LEN_PREFIX..frame.body_at].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,6 +596,26 @@ mod tests {
             decode_unchecked(&over),
             Err(FrameError::BodyTooLong { .. })
         ));
+    }
+
+    #[test]
+    fn frames_built_in_place_equal_encoded_ones() {
+        let mut out = b"prefix".to_vec();
+        let open = begin(Verb::Evt, "a.b", &mut out).unwrap();
+        out.extend_from_slice(br#"{"x":1}"#);
+        finish(open, &mut out).unwrap();
+        let mut want = b"prefix".to_vec();
+        encode(Verb::Evt, "a.b", br#"{"x":1}"#, &mut want).unwrap();
+        assert_eq!(out, want);
+
+        let mut out = b"keep".to_vec();
+        let open = begin(Verb::Pub, "a", &mut out).unwrap();
+        out.resize(out.len() + MAX_BODY_LEN + 1, b' ');
+        assert!(matches!(
+            finish(open, &mut out),
+            Err(FrameError::BodyTooLong { .. })
+        ));
+        assert_eq!(out, b"keep");
     }
 
     #[test]
