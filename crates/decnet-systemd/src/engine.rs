@@ -261,12 +261,31 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Sets mode and owner of an existing path.
+    /// Sets mode and owner of an existing file or directory through a descriptor opened
+    /// without following symlinks, and checks its type on that same descriptor: a daemon
+    /// that owns the parent directory cannot swap in a symlink (to `/etc/shadow`, say)
+    /// between the check and the change.
     fn apply_meta(&self, real: &Path, mode: u32, ids: Option<(u32, u32)>) -> Result<(), Error> {
-        fs::set_permissions(real, fs::Permissions::from_mode(mode))
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let flags = nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(real)
+            .map_err(Error::io("open", real))?;
+        let kind = file
+            .metadata()
+            .map_err(Error::io("inspect", real))?
+            .file_type();
+        if !(kind.is_file() || kind.is_dir()) {
+            return Err(Error::io("set mode of", real)(std::io::Error::other(
+                "not a regular file or directory",
+            )));
+        }
+        file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(Error::io("chmod", real))?;
         if let Some((u, g)) = ids {
-            std::os::unix::fs::chown(real, Some(u), Some(g)).map_err(Error::io("chown", real))?;
+            std::os::unix::fs::fchown(&file, Some(u), Some(g)).map_err(Error::io("chown", real))?;
         }
         Ok(())
     }

@@ -380,3 +380,46 @@ fn refusals_happen_before_any_change() {
     );
     assert_eq!(snapshot(r), before);
 }
+
+#[test]
+fn planted_links_and_fifos_are_refused_not_followed() {
+    let root = skeleton();
+    let r = root.path();
+    let exe_dir = tempfile::tempdir().unwrap();
+    let exe = fake_exe(exe_dir.path());
+    let opts = init_opts(r, Mode::Master, &exe);
+    run_init(&opts, None);
+    // What a compromised daemon could leave in the directories it owns.
+    let secret = exe_dir.path().join("secret");
+    std::fs::write(&secret, "x").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let log = at(r, "/var/log/decnet/decnet.bus.log");
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink(&secret, &log).unwrap();
+    let fifo = at(r, "/var/log/decnet/decnet.swarmctl.log");
+    std::fs::remove_file(&fifo).unwrap();
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let elsewhere = exe_dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::set_permissions(
+        &elsewhere,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let db = at(r, "/var/lib/decnet/db");
+    std::fs::remove_dir(&db).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &db).unwrap();
+
+    // Dry run: it goes on after a FAIL, so every planted entry is reported.
+    let mut dry = init_opts(r, Mode::Master, &exe);
+    dry.dry_run = true;
+    let fails = failed(&run_init(&dry, None));
+    assert_eq!(fails.len(), 3, "{fails:#?}");
+    assert!(fails[0].contains("directory /var/lib/decnet/db: exists and is not a directory"));
+    assert!(fails[1].contains("decnet.bus.log: exists and is not a regular file"));
+    assert!(fails[2].contains("decnet.swarmctl.log: exists and is not a regular file"));
+    // A real run stops at the first one.
+    assert_eq!(failed(&run_init(&opts, None)).len(), 1);
+    assert_eq!(mode_of(&secret), 0o600);
+    assert_eq!(mode_of(&elsewhere), 0o700);
+}
