@@ -14,6 +14,7 @@ pub mod parse;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use crate::event::{Credential, Event, Outcome, kind};
 use crate::persona::Persona;
@@ -43,6 +44,56 @@ pub struct Shell {
     pub host: Host,
     /// The fake filesystem.
     pub fs: Fs,
+}
+
+/// One shell per address the decky answers on (eth0 shows the address the attacker
+/// reached), built on first use and kept: a decky has one or two addresses.
+pub struct ShellCache {
+    base: Arc<Shell>,
+    persona: Arc<Persona>,
+    by_ip: Mutex<Vec<(IpAddr, Arc<Shell>)>>,
+}
+
+/// Most addresses a cache keeps shells for; further ones share the base shell.
+pub const MAX_CACHED_ADDRESSES: usize = 8;
+
+impl ShellCache {
+    /// A cache around the shell of `persona` started at `started_unix`.
+    pub fn new(persona: Arc<Persona>, started_unix: i64) -> ShellCache {
+        ShellCache {
+            base: Arc::new(Shell::new(&persona, None, started_unix)),
+            persona,
+            by_ip: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The shell without a known local address (accounts and facts are the same).
+    pub fn base(&self) -> &Arc<Shell> {
+        &self.base
+    }
+
+    /// The shell for connections to `local`.
+    pub fn for_local(&self, local: IpAddr) -> Arc<Shell> {
+        if local.is_loopback() || local.is_unspecified() {
+            return self.base.clone();
+        }
+        let Ok(mut cached) = self.by_ip.lock() else {
+            return self.base.clone();
+        };
+        if let Some((_, shell)) = cached.iter().find(|(ip, _)| *ip == local) {
+            return shell.clone();
+        }
+        if cached.len() >= MAX_CACHED_ADDRESSES {
+            return self.base.clone();
+        }
+        let shell = Arc::new(Shell::new(
+            &self.persona,
+            Some(local),
+            self.base.host.started_unix,
+        ));
+        cached.push((local, shell.clone()));
+        shell
+    }
 }
 
 /// How the shell was started.

@@ -19,7 +19,7 @@ use crate::Error;
 use crate::event::{Credential, Event, Outcome, SecretKind, kind};
 use crate::server::{BoxFuture, Conn, Emulator, ServiceCtx};
 use crate::shell::line::{self, LineEditor};
-use crate::shell::{self, Mode, Shell};
+use crate::shell::{self, Mode, Shell, ShellCache};
 use crate::transcript::{Recorder, Stream};
 
 /// OpenSSH's `MaxAuthTries` default.
@@ -34,7 +34,7 @@ pub const MAX_EXEC_BYTES: usize = 16 * 1024;
 /// The emulator: one per service process.
 pub struct Ssh {
     config: Arc<russh::server::Config>,
-    shell: Arc<Shell>,
+    shells: ShellCache,
     failure_delay_ms: u64,
     sessions: std::sync::atomic::AtomicU32,
 }
@@ -75,7 +75,7 @@ pub fn build(ctx: &ServiceCtx) -> Result<Arc<dyn Emulator>, Error> {
     let started = time::OffsetDateTime::now_utc().unix_timestamp();
     Ok(Arc::new(Ssh {
         config: Arc::new(config),
-        shell: Arc::new(Shell::new(persona, None, started)),
+        shells: ShellCache::new(persona.clone(), started),
         failure_delay_ms,
         sessions: std::sync::atomic::AtomicU32::new(0),
     }))
@@ -84,16 +84,8 @@ pub fn build(ctx: &ServiceCtx) -> Result<Arc<dyn Emulator>, Error> {
 impl Emulator for Ssh {
     fn handle(self: Arc<Self>, conn: Conn, ctx: Arc<ServiceCtx>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            let shell = if conn.local.ip().is_loopback() || conn.local.ip().is_unspecified() {
-                self.shell.clone()
-            } else {
-                // Show the address the attacker actually reached on eth0.
-                Arc::new(Shell::new(
-                    &ctx.persona,
-                    Some(conn.local.ip()),
-                    self.shell.host.started_unix,
-                ))
-            };
+            // eth0 shows the address the attacker actually reached.
+            let shell = self.shells.for_local(conn.local.ip());
             let handle_cell = Arc::new(OnceLock::new());
             let handler = SshConn {
                 ctx: ctx.clone(),

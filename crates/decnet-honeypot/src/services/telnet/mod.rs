@@ -15,7 +15,7 @@ use crate::server::{BoxFuture, Conn, Emulator, ServiceCtx};
 use crate::server::{Limits, serve_conn};
 use crate::shell::host::Family;
 use crate::shell::line::{self, LineEditor};
-use crate::shell::{Mode, Shell};
+use crate::shell::{Mode, Shell, ShellCache};
 use crate::transcript::{Recorder, Stream};
 
 /// Login attempts per connection before `login` gives up (busybox/util-linux: 3).
@@ -29,7 +29,7 @@ const READ_CHUNK: usize = 2048;
 
 /// The emulator.
 pub struct TelnetService {
-    shell: Arc<Shell>,
+    shells: ShellCache,
     banner: String,
     failure_delay_ms: u64,
     sessions: std::sync::atomic::AtomicU32,
@@ -41,13 +41,13 @@ pub struct TelnetService {
 /// Never fails today; the signature matches the registry's.
 pub fn build(ctx: &ServiceCtx) -> Result<Arc<dyn Emulator>, Error> {
     let started = time::OffsetDateTime::now_utc().unix_timestamp();
-    let shell = Shell::new(&ctx.persona, None, started);
+    let shells = ShellCache::new(ctx.persona.clone(), started);
     let banner = match ctx.persona.get("banner") {
         Some(b) => format!("{}\n", b.trim_end()),
-        None => issue_net(&shell),
+        None => issue_net(shells.base()),
     };
     Ok(Arc::new(TelnetService {
-        shell: Arc::new(shell),
+        shells,
         banner,
         failure_delay_ms: FAILURE_DELAY_MS,
         sessions: std::sync::atomic::AtomicU32::new(0),
@@ -172,15 +172,8 @@ impl Emulator for TelnetService {
     fn handle(self: Arc<Self>, mut conn: Conn, ctx: Arc<ServiceCtx>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             let peer = conn.peer;
-            let shell = if conn.local.ip().is_loopback() || conn.local.ip().is_unspecified() {
-                self.shell.clone()
-            } else {
-                Arc::new(Shell::new(
-                    &ctx.persona,
-                    Some(conn.local.ip()),
-                    self.shell.host.started_unix,
-                ))
-            };
+            // eth0 shows the address the attacker actually reached.
+            let shell = self.shells.for_local(conn.local.ip());
             let mut telnet = Telnet::new();
             let opening = telnet.opening();
             if conn.stream.write_all(&opening).await.is_err() {
@@ -352,7 +345,7 @@ mod tests {
             limits: Limits::default(),
         });
         let service = Arc::new(TelnetService {
-            shell: Arc::new(Shell::new(&ctx.persona, None, 1_718_000_000)),
+            shells: ShellCache::new(ctx.persona.clone(), 1_718_000_000),
             banner: "Authorized uses only.\n".into(),
             failure_delay_ms: 0,
             sessions: std::sync::atomic::AtomicU32::new(0),
