@@ -124,6 +124,9 @@ impl QueueItem for Outbound {
     fn protected(&self) -> bool {
         self.control
     }
+    fn size(&self) -> usize {
+        self.frame.len()
+    }
 }
 
 struct Conn {

@@ -69,5 +69,7 @@ pub use envelope::{
 pub use error::Error;
 pub use memory::{MemoryBus, MemoryHub};
 pub use nats::{DEFAULT_NATS_URL, NatsBus};
-pub use queue::{DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_CAPACITY, QueueStats, Subscription};
+pub use queue::{
+    DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_BYTES, MAX_QUEUE_CAPACITY, QueueStats, Subscription,
+};
 pub use topic::{IdToken, MAX_ID_LEN, MAX_TOKENS, MAX_TOPIC_LEN, Pattern, Topic, matches};

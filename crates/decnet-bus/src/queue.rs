@@ -14,12 +14,19 @@ use crate::topic::Pattern;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// Largest queue capacity a configuration may ask for.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+/// Most bytes of sized items (broker frames) one queue holds: 1024 frames of up to 1 MiB
+/// each would otherwise let one slow subscriber pin a gigabyte.
+pub const MAX_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Items that must not be dropped to make room (broker control frames such as `OK`).
 pub(crate) trait QueueItem {
     /// True for an item the drop-oldest policy skips.
     fn protected(&self) -> bool {
         false
+    }
+    /// Bytes this item holds, counted against [`MAX_QUEUE_BYTES`] (0: not counted).
+    fn size(&self) -> usize {
+        0
     }
 }
 
@@ -39,6 +46,7 @@ pub struct QueueStats {
 struct State<T> {
     items: VecDeque<T>,
     capacity: usize,
+    bytes: usize,
     seq: u64,
     drops: u64,
     closed: bool,
@@ -57,6 +65,7 @@ impl<T: QueueItem> Queue<T> {
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 capacity: capacity.clamp(1, MAX_QUEUE_CAPACITY),
+                bytes: 0,
                 seq: 0,
                 drops: 0,
                 closed: false,
@@ -78,11 +87,17 @@ impl<T: QueueItem> Queue<T> {
             if s.closed {
                 return false;
             }
-            if s.items.len() >= s.capacity {
+            let size = item.size();
+            while !s.items.is_empty()
+                && (s.items.len() >= s.capacity || s.bytes + size > MAX_QUEUE_BYTES)
+            {
                 let victim = s.items.iter().position(|i| !i.protected()).unwrap_or(0);
-                s.items.remove(victim);
+                if let Some(old) = s.items.remove(victim) {
+                    s.bytes -= old.size();
+                }
                 s.drops += 1;
             }
+            s.bytes += size;
             s.items.push_back(item);
             s.seq += 1;
             s.waker.take()
@@ -123,6 +138,7 @@ impl<T: QueueItem> Queue<T> {
     pub(crate) fn poll_pop(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut s = self.lock();
         if let Some(item) = s.items.pop_front() {
+            s.bytes -= item.size();
             return Poll::Ready(Some(item));
         }
         if s.closed {
@@ -137,6 +153,7 @@ impl<T: QueueItem> Queue<T> {
         let mut s = self.lock();
         if !s.items.is_empty() {
             out.extend(s.items.drain(..));
+            s.bytes = 0;
             return Poll::Ready(true);
         }
         if s.closed {
@@ -147,7 +164,10 @@ impl<T: QueueItem> Queue<T> {
     }
 
     pub(crate) fn try_pop(&self) -> Option<T> {
-        self.lock().items.pop_front()
+        let mut s = self.lock();
+        let item = s.items.pop_front()?;
+        s.bytes -= item.size();
+        Some(item)
     }
 }
 
@@ -273,6 +293,35 @@ mod tests {
         }
         assert_eq!(drain(&q), vec![1, 5, 6]);
         assert_eq!(q.stats().drops, 3);
+    }
+
+    struct Big(usize);
+    impl QueueItem for Big {
+        fn size(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[test]
+    fn sized_items_are_also_bounded_in_bytes() {
+        let q = Queue::new(1024);
+        let mib = 1024 * 1024;
+        for _ in 0..40 {
+            q.push(Big(mib));
+        }
+        let stats = q.stats();
+        assert_eq!(stats.queued, MAX_QUEUE_BYTES / mib);
+        assert_eq!(stats.drops, 40 - (MAX_QUEUE_BYTES / mib) as u64);
+        // An item larger than the budget still goes through alone.
+        q.push(Big(MAX_QUEUE_BYTES + 1));
+        assert_eq!(q.stats().queued, 1);
+        assert!(q.try_pop().is_some());
+        q.push(Big(mib));
+        assert_eq!(
+            q.stats().queued,
+            1,
+            "byte count returned to zero after the pop"
+        );
     }
 
     #[test]
