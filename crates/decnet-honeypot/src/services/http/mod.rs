@@ -50,6 +50,8 @@ pub const MAX_BODY_KEEP: usize = 64 * 1024;
 pub const LOGGED_BODY: usize = 512;
 /// Requests served on one connection before it is closed.
 pub const MAX_REQUESTS_PER_CONN: u32 = 1000;
+/// Concurrent HTTP/2 streams per connection (each may hold [`MAX_BODY_KEEP`] bytes).
+pub const MAX_H2_STREAMS: u32 = 16;
 
 /// Everything the persona decides about the web server, computed once.
 #[derive(Debug)]
@@ -232,7 +234,7 @@ pub async fn serve_http<S>(
                 .http2()
                 .timer(TokioTimer::new())
                 .max_header_list_size(MAX_HEADER_BYTES as u32)
-                .max_concurrent_streams(128)
+                .max_concurrent_streams(MAX_H2_STREAMS)
                 .auto_date_header(false)
                 .keep_alive_interval(None);
             let builder = if proto == Proto::H2 {
