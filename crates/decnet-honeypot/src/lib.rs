@@ -8,7 +8,9 @@
 //!   the service's persona settings);
 //! - [`server`]: the connection harness (budgets, timeouts, connect/disconnect events) and
 //!   the [`server::Emulator`] trait;
-//! - [`services`]: the registry and one folder per emulated service.
+//! - [`services`]: the registry and one folder per emulated service;
+//! - [`artifacts`]: size-capped artifact files (mail, uploads) named by our own time
+//!   stamp and hash, never by attacker input.
 //!
 //! Emulators only emit: events on stdout and size-capped artifacts in the directory they
 //! are given. They never touch the database, the bus, Docker, the master or the Internet,
