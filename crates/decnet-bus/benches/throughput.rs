@@ -7,7 +7,9 @@
 //! count is reported for each run.
 //!
 //! Run: `cargo bench -p decnet-bus --bench throughput` with `DECNET_TEST_NATS_URL` set
-//! (`.ci/provision/30-nats.sh` prints it). `BUS_BENCH_MESSAGES` overrides the count.
+//! (`.ci/provision/30-nats.sh` prints it). `BUS_BENCH_MESSAGES` and `BUS_BENCH_ROUNDS`
+//! override the count (300 000) and the rounds (3); `BUS_BENCH_ONLY=decnet` runs only our
+//! socket path once (for a profiler).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
@@ -28,7 +30,7 @@ use tokio::sync::Notify;
 const WINDOW: u64 = 512;
 /// Payload size in bytes (the JSON text of the payload object).
 const PAYLOAD: usize = 256;
-/// Runs per case; the median is reported.
+/// Runs per case by default (`BUS_BENCH_ROUNDS`); the median is reported.
 const ROUNDS: usize = 3;
 
 /// Flow control shared by publisher and subscriber.
@@ -296,6 +298,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
+    let rounds: usize = std::env::var("BUS_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(ROUNDS);
 
     // Our broker runs on its own runtime (its own threads), like nats-server in its own
     // process; the clients share the bench runtime.
@@ -351,7 +358,7 @@ fn main() {
             run_bus(&p, sub, &topic, n / 10).await;
             run_raw_nats(&url, n / 10).await;
         }
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds {
             let s = SocketClient::new(&path, ClientOptions::new("bench-sub"));
             let p = SocketClient::new(&path, ClientOptions::new("bench-pub"));
             let sub = s.subscribe(pattern.clone()).await.unwrap();
@@ -382,7 +389,7 @@ fn main() {
             "bus throughput: 1 publisher -> 1 subscriber on `bench.>`, {PAYLOAD}-byte payloads"
         );
         println!("machine: {nproc} cpus, {}", cpu_model());
-        println!("messages per run: {n}, window {WINDOW}, median of {ROUNDS} runs");
+        println!("messages per run: {n}, window {WINDOW}, median of {rounds} runs");
         println!("| case | msgs/s | vs nats-server | lost | out of order |");
         println!("|---|---:|---:|---:|---:|");
         for (name, r) in [
