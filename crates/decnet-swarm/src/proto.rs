@@ -100,6 +100,9 @@ pub struct DeployResponse {
     /// Relocalization, for swarm configs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relocalized: Option<RelocalizeReport>,
+    /// The agent's state generation after this deploy (see [`AgentStatus::generation`]).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl DeployResponse {
@@ -119,6 +122,7 @@ impl DeployResponse {
             status,
             deckies,
             relocalized: None,
+            generation: 0,
         }
     }
 }
@@ -139,6 +143,9 @@ pub struct TeardownResponse {
     pub status: String,
     /// The decky, when one was named.
     pub decky_id: Option<String>,
+    /// The agent's state generation after the teardown.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 /// `POST /mutate` on the agent.
@@ -197,6 +204,12 @@ pub struct AgentStatus {
     /// The agent's LAN (SW-18), when detection works.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lan: Option<NetInfo>,
+    /// The agent's state generation when this snapshot was taken: it starts at the
+    /// agent's start time in microseconds and grows by one with every completed deploy,
+    /// teardown or mutation, so the master can drop a heartbeat snapshot older than a
+    /// result it already recorded.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl AgentStatus {
@@ -209,6 +222,7 @@ impl AgentStatus {
             deckies: Vec::new(),
             runtime: BTreeMap::new(),
             lan: None,
+            generation: 0,
         }
     }
 }

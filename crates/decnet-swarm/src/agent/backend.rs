@@ -288,6 +288,7 @@ impl AgentBackend for FakeBackend {
             deckies: config.deckies.clone(),
             runtime,
             lan: None,
+            generation: 0,
         }
     }
 

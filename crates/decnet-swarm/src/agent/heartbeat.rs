@@ -39,6 +39,7 @@ pub struct Heartbeater {
 }
 
 struct HeartbeatSource {
+    generation: Arc<std::sync::atomic::AtomicU64>,
     host_uuid: decnet_core::HostUuid,
     version: String,
     backend: Arc<dyn AgentBackend>,
@@ -55,10 +56,12 @@ impl Heartbeater {
         backend: Arc<dyn AgentBackend>,
         detector: Arc<dyn LanDetector>,
         version: String,
+        generation: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Self> {
         Ok(Heartbeater {
             http: HttpClient::tls(&bundle.meta.controller_url, bundle.controller_tls()?)?,
             body: HeartbeatSource {
+                generation,
                 host_uuid: bundle.meta.host_uuid.clone(),
                 version,
                 backend,
@@ -72,8 +75,13 @@ impl Heartbeater {
     /// # Errors
     /// Transport errors or [`Error::Status`].
     pub async fn send_once(&self) -> Result<()> {
+        let generation = self
+            .body
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst);
         let mut status = self.body.backend.status().await;
         status.lan = self.body.detector.detect().ok();
+        status.generation = generation;
         let beat = Heartbeat {
             host_uuid: self.body.host_uuid.clone(),
             agent_version: Some(self.body.version.clone()),

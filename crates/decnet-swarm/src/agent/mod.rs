@@ -147,7 +147,13 @@ pub async fn run_on(
         bundle.meta.host_uuid.clone(),
         opts.reaper.clone(),
     ));
-    let beat = heartbeat::Heartbeater::new(&bundle, backend, detector, opts.agent_version.clone())?;
+    let beat = heartbeat::Heartbeater::new(
+        &bundle,
+        backend,
+        detector,
+        opts.agent_version.clone(),
+        ctx.generation(),
+    )?;
     let interval = opts.heartbeat_interval;
     let beat_task = tokio::spawn(async move { beat.run(interval).await });
     tracing::info!(

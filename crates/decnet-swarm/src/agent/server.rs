@@ -20,7 +20,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
@@ -98,6 +98,7 @@ pub struct AgentContext {
     queue: OpQueue,
     reaper: Reaper,
     destructing: AtomicBool,
+    generation: Arc<AtomicU64>,
 }
 
 impl AgentContext {
@@ -117,7 +118,18 @@ impl AgentContext {
             queue: OpQueue::start(),
             reaper,
             destructing: AtomicBool::new(false),
+            generation: Arc::new(AtomicU64::new(start_generation())),
         }
+    }
+
+    /// The state generation counter (shared with the heartbeat).
+    pub fn generation(&self) -> Arc<AtomicU64> {
+        self.generation.clone()
+    }
+
+    /// Records that the deployed state changed; returns the new generation.
+    fn bump(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// 403 unless `peer` is the pinned master.
@@ -145,6 +157,14 @@ impl AgentContext {
     }
 }
 
+/// The first generation of this process: its start time in microseconds, so a restarted
+/// agent's generations are larger than those of its previous life.
+fn start_generation() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
+}
+
 type Ctx = State<Arc<AgentContext>>;
 
 /// The agent's router (no docs or OpenAPI routes).
@@ -166,8 +186,11 @@ async fn health(State(ctx): Ctx) -> Json<serde_json::Value> {
 
 async fn status(State(ctx): Ctx, Extension(peer): Extension<Peer>) -> Result<Response, ApiError> {
     ctx.require_master(&peer)?;
+    // Read before the snapshot: the snapshot is at least this new.
+    let generation = ctx.generation.load(Ordering::SeqCst);
     let mut status = ctx.backend.status().await;
     status.lan = ctx.detector.detect().ok();
+    status.generation = generation;
     Ok(Json(status).into_response())
 }
 
@@ -207,10 +230,15 @@ async fn deploy(
                 Err(e) => return Err(e),
             };
             let results = job_ctx.backend.deploy(&config, dry_run, no_cache).await;
-            Ok((config, relocalized, results, dry_run))
+            let generation = if dry_run {
+                job_ctx.generation.load(Ordering::SeqCst)
+            } else {
+                job_ctx.bump()
+            };
+            Ok((config, relocalized, results, dry_run, generation))
         })
         .await?;
-    let (config, relocalized, results, dry_run) = match outcome {
+    let (config, relocalized, results, dry_run, generation) = match outcome {
         Ok(v) => v,
         Err(e) if e.is_validation() => return Err(ApiError::unprocessable(e.to_string())),
         Err(e) => {
@@ -239,6 +267,7 @@ async fn deploy(
         }
     };
     resp.relocalized = relocalized;
+    resp.generation = generation;
     Ok(Json(resp).into_response())
 }
 
@@ -251,12 +280,18 @@ async fn teardown(
     let decky = req.decky_id.as_deref().map(parse_decky).transpose()?;
     let job_ctx = ctx.clone();
     let job_decky = decky.clone();
-    ctx.queue
-        .run(async move { job_ctx.backend.teardown(job_decky.as_ref()).await })
+    let generation = ctx
+        .queue
+        .run(async move {
+            let r = job_ctx.backend.teardown(job_decky.as_ref()).await;
+            let generation = job_ctx.bump();
+            r.map(|()| generation)
+        })
         .await??;
     Ok(Json(TeardownResponse {
         status: "torn_down".into(),
         decky_id: req.decky_id,
+        generation,
     })
     .into_response())
 }
@@ -281,7 +316,11 @@ async fn mutate(
         let job_ctx = ctx.clone();
         let wanted = req.services.clone();
         ctx.queue
-            .run(async move { job_ctx.backend.mutate(&decky, &wanted, false).await })
+            .run(async move {
+                let r = job_ctx.backend.mutate(&decky, &wanted, false).await;
+                job_ctx.bump();
+                r
+            })
             .await??
     };
     Ok(Json(MutateResponse {
@@ -304,7 +343,11 @@ async fn self_destruct(
             let purge_ctx = job_ctx.clone();
             match job_ctx
                 .queue
-                .run(async move { purge_ctx.backend.purge().await })
+                .run(async move {
+                    let r = purge_ctx.backend.purge().await;
+                    purge_ctx.bump();
+                    r
+                })
                 .await
             {
                 Ok(Ok(())) => {}

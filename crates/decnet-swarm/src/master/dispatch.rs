@@ -319,6 +319,10 @@ async fn dispatch_host(
         }
         return result;
     }
+    let mut generation = match &answer {
+        Ok(resp) => resp.generation,
+        Err(_) => 0,
+    };
     let rows: Vec<ShardUpsert> = match answer {
         Ok(resp) if resp.status == DeployStatus::Deployed => {
             result.ok = true;
@@ -345,25 +349,32 @@ async fn dispatch_host(
             result.detail = detail.into();
             // What actually runs decides each decky (partial success).
             match client.status().await {
-                Ok(status) => cfg
-                    .deckies
-                    .iter()
-                    .map(|d| {
-                        let running = status
-                            .runtime
-                            .get(d.name.as_str())
-                            .is_some_and(|r| r.running);
-                        if running {
-                            shard_row(&host.uuid, d, FleetState::Running, ErrorUpdate::Clear)
-                        } else {
-                            let error = errors
+                Ok(status) => {
+                    generation = generation.max(status.generation);
+                    cfg.deckies
+                        .iter()
+                        .map(|d| {
+                            let running = status
+                                .runtime
                                 .get(d.name.as_str())
-                                .cloned()
-                                .unwrap_or_else(|| "deploy failed on the worker".to_owned());
-                            shard_row(&host.uuid, d, FleetState::Failed, ErrorUpdate::Set(error))
-                        }
-                    })
-                    .collect(),
+                                .is_some_and(|r| r.running);
+                            if running {
+                                shard_row(&host.uuid, d, FleetState::Running, ErrorUpdate::Clear)
+                            } else {
+                                let error = errors
+                                    .get(d.name.as_str())
+                                    .cloned()
+                                    .unwrap_or_else(|| "deploy failed on the worker".to_owned());
+                                shard_row(
+                                    &host.uuid,
+                                    d,
+                                    FleetState::Failed,
+                                    ErrorUpdate::Set(error),
+                                )
+                            }
+                        })
+                        .collect()
+                }
                 Err(e) => {
                     tracing::warn!(host = %host.name, error = %e, "Status probe failed: the whole shard is failed");
                     result.detail = format!("{detail}; status probe failed");
@@ -393,7 +404,11 @@ async fn dispatch_host(
             },
         })
         .collect();
-    if let Err(e) = ctrl.repo.replace_host_shards(&host.uuid, &rows).await {
+    let guard = ctrl.lock_shards(&host.uuid).await;
+    ctrl.note_generation(&host.uuid, generation);
+    let written = ctrl.repo.replace_host_shards(&host.uuid, &rows).await;
+    drop(guard);
+    if let Err(e) = written {
         tracing::error!(host = %host.name, error = %e, "Could not record the deploy outcome");
         result.ok = false;
         result.detail = "deploy outcome not recorded".into();

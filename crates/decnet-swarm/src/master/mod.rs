@@ -73,7 +73,12 @@ pub struct Controller {
     /// Options.
     pub opts: ControllerOptions,
     lans: RwLock<HashMap<HostUuid, NetInfo>>,
+    generations: std::sync::Mutex<HashMap<HostUuid, u64>>,
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
+
+/// Stripes of the per-host shard-write lock.
+const SHARD_LOCK_STRIPES: usize = 64;
 
 impl std::fmt::Debug for Controller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -138,6 +143,10 @@ impl Controller {
             operator,
             opts,
             lans: RwLock::new(HashMap::new()),
+            generations: std::sync::Mutex::new(HashMap::new()),
+            stripes: (0..SHARD_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         })
     }
 
@@ -175,6 +184,38 @@ impl Controller {
                 map.remove(host);
             }
         }
+    }
+
+    /// Serializes shard writes of one host (dispatch results and heartbeat snapshots), so
+    /// the generation check and the write happen together.
+    async fn lock_shards(&self, host: &HostUuid) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        host.hash(&mut h);
+        let i = usize::try_from(h.finish() % SHARD_LOCK_STRIPES as u64).unwrap_or(0);
+        match self.stripes.get(i) {
+            Some(m) => m.lock().await,
+            None => self.stripes[0].lock().await,
+        }
+    }
+
+    /// Remembers the newest agent state generation whose outcome was recorded.
+    fn note_generation(&self, host: &HostUuid, generation: u64) {
+        let mut map = self
+            .generations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = map.entry(host.clone()).or_insert(0);
+        *slot = (*slot).max(generation);
+    }
+
+    /// True when a snapshot of `generation` is older than an outcome already recorded.
+    fn is_stale(&self, host: &HostUuid, generation: u64) -> bool {
+        self.generations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(host)
+            .is_some_and(|g| generation < *g)
     }
 
     /// Marks hosts whose last heartbeat is older than three intervals `unreachable`

@@ -293,7 +293,7 @@ pub async fn teardown(
                         decky_id: decky.as_ref().map(ToString::to_string),
                     })
                     .await
-                    .map(|_| ()),
+                    .map(|r| ctrl.note_generation(&h.uuid, r.generation)),
                 Err(e) => Err(e),
             };
             let ok = match result {

@@ -132,6 +132,13 @@ pub async fn accept_heartbeat(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     ctrl.set_lan(&host.uuid, beat.status.lan.clone());
+    let _guard = ctrl.lock_shards(&host.uuid).await;
+    if ctrl.is_stale(&host.uuid, beat.status.generation) {
+        // Taken before a deploy or teardown whose outcome is already recorded.
+        tracing::debug!(host = %host.name, "Stale heartbeat snapshot skipped");
+        return Ok(());
+    }
+    ctrl.note_generation(&host.uuid, beat.status.generation);
     ctrl.repo
         .replace_host_shards(&host.uuid, &snapshot(&host.uuid, &beat.status, now))
         .await

@@ -303,6 +303,7 @@ async fn swarm_end_to_end() {
         std::sync::Arc::new(w1.fake.clone()),
         std::sync::Arc::new(FixedLan(lan("10.9.0.2"))),
         "x".into(),
+        Default::default(),
     )
     .unwrap();
     assert!(matches!(
@@ -367,6 +368,7 @@ async fn swarm_end_to_end() {
         std::sync::Arc::new(w1.fake.clone()),
         std::sync::Arc::new(FixedLan(lan("10.9.0.2"))),
         "x".into(),
+        Default::default(),
     )
     .unwrap();
     match hb.send_once().await {
