@@ -102,12 +102,17 @@ pub fn decode(buf: &[u8]) -> Result<Decoded<'_>, RespError> {
     }
 }
 
-/// Finds the `\r` that ends a header line (Redis looks for CR, then skips CR LF).
+/// Finds the `\r` that ends a header line (Redis looks for CR, then skips CR LF). Redis
+/// searches with `strchr`, which stops at a NUL byte: a NUL before the CR hides it.
 fn header_line(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .iter()
-        .position(|&b| b == b'\r')
-        .map(|p| from + p)
+    find_before_nul(buf.get(from..)?, b'\r').map(|p| from + p)
+}
+
+/// `strchr`: the first `needle` before any NUL byte.
+fn find_before_nul(buf: &[u8], needle: u8) -> Option<usize> {
+    buf.iter()
+        .position(|&b| b == needle || b == 0)
+        .filter(|&p| buf[p] == needle)
 }
 
 /// Redis' `string2ll`: an optional `-`, decimal digits, no leading zeros (except "0"),
@@ -204,7 +209,9 @@ fn decode_multibulk(buf: &[u8]) -> Result<Decoded<'_>, RespError> {
 }
 
 fn decode_inline(buf: &[u8]) -> Result<Decoded<'_>, RespError> {
-    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+    // As for headers, Redis' `strchr` does not see a newline after a NUL byte: such a
+    // request waits for more input until it is too big.
+    let Some(nl) = find_before_nul(buf, b'\n') else {
         if buf.len() > MAX_INLINE_LEN {
             return Err(RespError::TooBigInline);
         }
@@ -570,8 +577,9 @@ mod tests {
             [&b"set"[..], b"k", b"aA\n\"b", b"it's", b"xy z"].map(<[u8]>::to_vec)
         );
         assert_eq!(used, 36);
-        // A NUL byte ends the line for Redis' C-string splitter.
-        assert_eq!(command(b"GET a\0b c\n").0, [b"GET".to_vec(), b"a".to_vec()]);
+        // Redis' strchr never finds a newline after a NUL byte: the request waits.
+        assert_eq!(decode(b"GET a\0b c\n"), Ok(Decoded::NeedMore { min_len: 11 }));
+        assert_eq!(decode(b"*1\0\r\n"), Ok(Decoded::NeedMore { min_len: 6 }));
         assert_eq!(command(b"PING\n").0, [b"PING".to_vec()]);
         assert_eq!(decode(b"\r\n"), Ok(Decoded::Empty { consumed: 2 }));
         assert_eq!(decode(b"   \n"), Ok(Decoded::Empty { consumed: 4 }));

@@ -12,6 +12,7 @@ pub mod http;
 pub mod https;
 pub mod mysql;
 pub mod postgres;
+pub mod redis;
 pub mod smtp;
 pub mod ssh;
 pub mod telnet;
@@ -62,6 +63,10 @@ pub static REGISTRY: &[Entry] = &[
     Entry {
         slug: "mysql",
         build: mysql::build,
+    },
+    Entry {
+        slug: "redis",
+        build: redis::build,
     },
 ];
 
