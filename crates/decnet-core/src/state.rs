@@ -28,6 +28,10 @@ pub struct State {
     pub config: DecnetConfig,
     /// Path of the compose export of this fleet.
     pub compose_path: PathBuf,
+    /// Seed the fleet was planned with, so planning the same description again (without
+    /// an explicit seed) gives the same fleet. Absent in reference files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 impl State {
@@ -37,7 +41,15 @@ impl State {
             schema_version: SCHEMA_VERSION,
             config,
             compose_path,
+            seed: None,
         }
+    }
+
+    /// The same state, recording the plan's seed.
+    #[must_use]
+    pub fn with_seed(mut self, seed: Option<u64>) -> Self {
+        self.seed = seed;
+        self
     }
 }
 

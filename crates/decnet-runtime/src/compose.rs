@@ -15,7 +15,7 @@ use crate::spec::{
 struct File<'a> {
     version: &'static str,
     services: BTreeMap<&'a str, Service<'a>>,
-    networks: BTreeMap<&'static str, ExternalNetwork>,
+    networks: BTreeMap<&'a str, ExternalNetwork>,
 }
 
 #[derive(Serialize)]
@@ -45,7 +45,7 @@ struct Service<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     mac_address: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    networks: Option<BTreeMap<&'static str, LanAttachment>>,
+    networks: Option<BTreeMap<&'a str, LanAttachment>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     network_mode: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -83,11 +83,19 @@ struct Service<'a> {
 /// it; the header comment says how to create it by hand for `docker compose up`.
 pub fn render(config: &DecnetConfig, specs: &[ContainerSpec], note: Option<&str>) -> String {
     let mut services = BTreeMap::new();
+    // One fleet, one network: the name the specs carry (the project's).
+    let network_name = specs
+        .iter()
+        .find_map(|s| match &s.networking {
+            Networking::Lan { network, .. } => Some(network.as_str()),
+            Networking::Container(_) => None,
+        })
+        .unwrap_or(NETWORK_NAME);
     for spec in specs {
         let (networks, network_mode, mac, depends_on) = match &spec.networking {
-            Networking::Lan { ip, mac } => (
+            Networking::Lan { ip, mac, .. } => (
                 Some(BTreeMap::from([(
-                    NETWORK_NAME,
+                    network_name,
                     LanAttachment {
                         ipv4_address: ip.to_string(),
                     },
@@ -164,7 +172,7 @@ pub fn render(config: &DecnetConfig, specs: &[ContainerSpec], note: Option<&str>
     let file = File {
         version: "2.4",
         services,
-        networks: BTreeMap::from([(NETWORK_NAME, ExternalNetwork { external: true })]),
+        networks: BTreeMap::from([(network_name, ExternalNetwork { external: true })]),
     };
     let ips: Vec<_> = config.deckies.iter().map(|d| d.ip).collect();
     let range = covering_range(&ips).map_or_else(String::new, |r| format!(" --ip-range {r}"));
@@ -177,7 +185,7 @@ pub fn render(config: &DecnetConfig, specs: &[ContainerSpec], note: Option<&str>
         "# DECNET fleet, exported by `decnet`; `decnet deploy` runs the same containers.\n",
     );
     out.push_str(&format!(
-        "# The network is external: docker network create -d {driver} --subnet {} --gateway {}{range} {NETWORK_NAME}\n",
+        "# The network is external: docker network create -d {driver} --subnet {} --gateway {}{range} {network_name}\n",
         config.subnet, config.gateway
     ));
     if let Some(note) = note {

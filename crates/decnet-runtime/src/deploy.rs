@@ -21,7 +21,7 @@ use crate::engine::{Engine, ObservedContainer, Retry};
 use crate::hairpin::{HairpinPlan, HostNetwork};
 use crate::image::{self, ImageOutcome};
 use crate::network::{self, NetworkOutcome};
-use crate::spec::{self, ContainerSpec, DECKY_UID, SpecOptions};
+use crate::spec::{self, ContainerSpec, DECKY_UID, Project, SpecOptions};
 use crate::status::{DeckyState, aggregate};
 
 /// Default number of deckies converged at the same time.
@@ -64,6 +64,10 @@ pub struct DeployOptions {
     pub retry: Retry,
     /// Wait before the final observation, so services that exit at once are reported.
     pub settle: Duration,
+    /// The plan's seed, recorded in the state so the next plan can reuse it.
+    pub seed: Option<u64>,
+    /// The project everything is created in (`decnet`; labs and tests use their own).
+    pub project: Project,
 }
 
 impl Default for DeployOptions {
@@ -76,6 +80,8 @@ impl Default for DeployOptions {
             jobs: DEFAULT_JOBS,
             retry: Retry::default(),
             settle: Duration::from_millis(1500),
+            seed: None,
+            project: Project::default(),
         }
     }
 }
@@ -164,16 +170,12 @@ impl DeployReport {
     }
 }
 
-/// Refuses what cannot be deployed, before anything is changed: services this release's
-/// decky binary does not emulate, and custom images that are not present locally (deploy
-/// never pulls). Returns the ids of the custom images.
+/// Refuses services this release's decky binary does not emulate (custom services
+/// excepted). Needs no engine, so callers can check before connecting.
 ///
 /// # Errors
-/// [`Error::Invalid`] naming the service or image; [`Error::Engine`] when the engine fails.
-pub async fn validate(
-    engine: &dyn Engine,
-    config: &DecnetConfig,
-) -> Result<BTreeMap<String, String>, Error> {
+/// [`Error::Invalid`] naming each service and its decky.
+pub fn check_emulated(config: &DecnetConfig) -> Result<(), Error> {
     let mut not_emulated = BTreeSet::new();
     for decky in &config.deckies {
         for service in &decky.services {
@@ -188,18 +190,32 @@ pub async fn validate(
             }
         }
     }
-    if !not_emulated.is_empty() {
-        let emulated: Vec<&str> = catalog::SERVICES
-            .iter()
-            .filter(|s| s.emulated)
-            .map(|s| s.slug)
-            .collect();
-        return Err(Error::Invalid(format!(
-            "this release's decky binary does not emulate: {}; emulated services: {}",
-            not_emulated.into_iter().collect::<Vec<_>>().join(", "),
-            emulated.join(", ")
-        )));
+    if not_emulated.is_empty() {
+        return Ok(());
     }
+    let emulated: Vec<&str> = catalog::SERVICES
+        .iter()
+        .filter(|s| s.emulated)
+        .map(|s| s.slug)
+        .collect();
+    Err(Error::Invalid(format!(
+        "this release's decky binary does not emulate: {}; emulated services: {}",
+        not_emulated.into_iter().collect::<Vec<_>>().join(", "),
+        emulated.join(", ")
+    )))
+}
+
+/// Refuses what cannot be deployed, before anything is changed: services this release's
+/// decky binary does not emulate ([`check_emulated`]), and custom images that are not
+/// present locally (deploy never pulls). Returns the ids of the custom images.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the service or image; [`Error::Engine`] when the engine fails.
+pub async fn validate(
+    engine: &dyn Engine,
+    config: &DecnetConfig,
+) -> Result<BTreeMap<String, String>, Error> {
+    check_emulated(config)?;
     let mut ids = BTreeMap::new();
     for custom in &config.custom_services {
         let used = config
@@ -314,10 +330,16 @@ fn prepare_artifacts(specs: &[ContainerSpec]) -> Result<(), Error> {
 }
 
 /// The compose export of `config`, as `decnet compose export` writes it.
-pub fn render_export(config: &DecnetConfig, settings: &Settings, key: [u8; 32]) -> String {
+pub fn render_export(
+    config: &DecnetConfig,
+    settings: &Settings,
+    key: [u8; 32],
+    project: &Project,
+) -> String {
     let specs = spec::fleet_containers(
         config,
-        &SpecOptions::new(spec::image_tag(), settings.artifacts_dir.clone(), Some(key)),
+        &SpecOptions::new(spec::image_tag(), settings.artifacts_dir.clone(), Some(key))
+            .with_project(project.clone()),
     );
     compose::render(config, &specs, None)
 }
@@ -478,7 +500,8 @@ pub async fn deploy(
     let lock = StateLock::acquire(&settings.state_file)?;
     progress.stage("validating the fleet");
     let mut image_ids = validate(engine, config).await?;
-    let hairpin = HairpinPlan::for_config(config, opts.host_ip)?;
+    let project = &opts.project;
+    let hairpin = HairpinPlan::for_config(config, opts.host_ip, project)?;
     let key = load_or_create_instance_key(&settings.instance_key)?;
 
     progress.stage("checking the decky image");
@@ -492,11 +515,16 @@ pub async fn deploy(
     image_ids.insert(image.tag.clone(), image.id.clone());
 
     progress.stage("setting up the decky network");
-    let observed = opts.retry.run(|| engine.list_managed()).await?;
+    let observed = opts
+        .retry
+        .run(|| engine.list_managed(project.as_str()))
+        .await?;
     let managed: BTreeSet<String> = observed.iter().map(|c| c.id.clone()).collect();
-    let network = network::ensure(engine, &network::desired(config), &managed).await?;
+    let network = network::ensure(engine, &network::desired(config, project), &managed).await?;
     let observed = if network == NetworkOutcome::Rebuilt {
-        opts.retry.run(|| engine.list_managed()).await?
+        opts.retry
+            .run(|| engine.list_managed(project.as_str()))
+            .await?
     } else {
         observed
     };
@@ -505,11 +533,12 @@ pub async fn deploy(
     progress.stage("saving the state");
     let specs = spec::fleet_containers(
         config,
-        &SpecOptions::new(image.tag.clone(), settings.artifacts_dir.clone(), Some(key)),
+        &SpecOptions::new(image.tag.clone(), settings.artifacts_dir.clone(), Some(key))
+            .with_project(project.clone()),
     );
     let export = compose::render(config, &specs, None);
     write_atomic(&settings.compose_file, &export)?;
-    lock.save(&State::new(config.clone(), settings.compose_file.clone()))?;
+    lock.save(&State::new(config.clone(), settings.compose_file.clone()).with_seed(opts.seed))?;
     prepare_artifacts(&specs)?;
 
     // Containers no longer wanted go first: they may hold addresses new deckies need.
@@ -575,7 +604,11 @@ pub async fn deploy(
     if changed && !opts.settle.is_zero() {
         tokio::time::sleep(opts.settle).await;
     }
-    let final_view = match opts.retry.run(|| engine.list_managed()).await {
+    let final_view = match opts
+        .retry
+        .run(|| engine.list_managed(project.as_str()))
+        .await
+    {
         Ok(list) => Some(
             crate::status::index(&list)
                 .into_iter()

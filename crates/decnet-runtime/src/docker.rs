@@ -21,8 +21,7 @@ use crate::engine::{
     Driver, Engine, EngineError, ErrorKind, ImageInfo, NetworkInfo, NetworkSpec, ObservedContainer,
 };
 use crate::spec::{
-    ContainerSpec, LOG_DRIVER, LOG_MAX_FILE, LOG_MAX_SIZE, NETWORK_NAME, Networking,
-    RESTART_POLICY, labels,
+    ContainerSpec, LOG_DRIVER, LOG_MAX_FILE, LOG_MAX_SIZE, Networking, RESTART_POLICY, labels,
 };
 
 /// Default Docker socket.
@@ -130,12 +129,12 @@ impl DockerEngine {
 /// Docker API.
 pub fn container_config(spec: &ContainerSpec) -> Config<String> {
     let (network_mode, mac_address, networking_config) = match &spec.networking {
-        Networking::Lan { ip, mac } => (
-            NETWORK_NAME.to_owned(),
+        Networking::Lan { network, ip, mac } => (
+            network.clone(),
             Some(mac.clone()),
             Some(NetworkingConfig {
                 endpoints_config: HashMap::from([(
-                    NETWORK_NAME.to_owned(),
+                    network.clone(),
                     EndpointSettings {
                         ipam_config: Some(EndpointIpamConfig {
                             ipv4_address: Some(ip.to_string()),
@@ -371,10 +370,14 @@ impl Engine for DockerEngine {
         }
     }
 
-    async fn list_managed(&self) -> Result<Vec<ObservedContainer>, EngineError> {
+    async fn list_managed(&self, project: &str) -> Result<Vec<ObservedContainer>, EngineError> {
+        // Several label filters: Docker returns containers carrying all of them.
         let filters = HashMap::from([(
             "label".to_owned(),
-            vec![format!("{}=true", labels::MANAGED)],
+            vec![
+                format!("{}=true", labels::MANAGED),
+                format!("{}={project}", labels::COMPOSE_PROJECT),
+            ],
         )]);
         let list = self
             .docker
@@ -480,7 +483,10 @@ mod tests {
         let specs = fleet_containers(&cfg, &SpecOptions::new("i:1".into(), "/a".into(), None));
         let base = container_config(&specs[0]);
         let host = base.host_config.as_ref().unwrap();
-        assert_eq!(host.network_mode.as_deref(), Some(NETWORK_NAME));
+        assert_eq!(
+            host.network_mode.as_deref(),
+            Some(crate::spec::NETWORK_NAME)
+        );
         assert_eq!(
             base.mac_address.as_deref(),
             match &specs[0].networking {
@@ -488,7 +494,8 @@ mod tests {
                 Networking::Container(_) => None,
             }
         );
-        let ep = &base.networking_config.as_ref().unwrap().endpoints_config[NETWORK_NAME];
+        let ep =
+            &base.networking_config.as_ref().unwrap().endpoints_config[crate::spec::NETWORK_NAME];
         assert_eq!(
             ep.ipam_config.as_ref().unwrap().ipv4_address.as_deref(),
             Some("10.0.0.10")

@@ -196,8 +196,8 @@ pub struct ImageInfo {
 /// What DECNET needs from a container engine.
 ///
 /// Guarantees every implementation gives:
-/// - `list_managed` returns exactly the containers labelled `decnet.managed=true`, stopped
-///   ones included, and nothing else;
+/// - `list_managed` returns exactly the containers labelled `decnet.managed=true` of the
+///   given project (`com.docker.compose.project`), stopped ones included, and nothing else;
 /// - `remove_container` and `remove_network` are idempotent: a missing object is success;
 /// - errors carry an [`ErrorKind`] judged from structured data, so callers decide retries
 ///   without reading messages.
@@ -220,8 +220,8 @@ pub trait Engine: Send + Sync {
     async fn create_network(&self, spec: &NetworkSpec) -> Result<(), EngineError>;
     /// Removes a network by name (missing: success).
     async fn remove_network(&self, name: &str) -> Result<(), EngineError>;
-    /// Every container labelled `decnet.managed=true`, running or not.
-    async fn list_managed(&self) -> Result<Vec<ObservedContainer>, EngineError>;
+    /// Every container of `project` labelled `decnet.managed=true`, running or not.
+    async fn list_managed(&self, project: &str) -> Result<Vec<ObservedContainer>, EngineError>;
     /// Creates (does not start) a container exactly as `spec` says; returns its id.
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError>;
     /// Starts a container.

@@ -13,7 +13,7 @@ use crate::engine::{
     Engine, EngineError, ErrorKind, ImageInfo, NetworkInfo, NetworkSpec, ObservedContainer,
 };
 use crate::hairpin::{HairpinPlan, HostNetwork};
-use crate::spec::{ContainerSpec, Networking, labels};
+use crate::spec::{ContainerSpec, Networking, Project, labels};
 
 /// A failure to inject: calls of `op` (`create`, `start`, `remove`, `build`, …) on
 /// `target` (a container name, `*` for any) fail with `kind`, `times` times.
@@ -253,13 +253,17 @@ impl Engine for FakeEngine {
         Ok(())
     }
 
-    async fn list_managed(&self) -> Result<Vec<ObservedContainer>, EngineError> {
+    async fn list_managed(&self, project: &str) -> Result<Vec<ObservedContainer>, EngineError> {
         let mut st = self.state();
         st.check("list", "")?;
         Ok(st
             .containers
             .values()
-            .filter(|c| c.observed.labels.get(labels::MANAGED).map(String::as_str) == Some("true"))
+            .filter(|c| {
+                let l = &c.observed.labels;
+                l.get(labels::MANAGED).map(String::as_str) == Some("true")
+                    && l.get(labels::COMPOSE_PROJECT).map(String::as_str) == Some(project)
+            })
             .map(|c| c.observed.clone())
             .collect())
     }
@@ -283,12 +287,12 @@ impl Engine for FakeEngine {
             ));
         };
         match &spec.networking {
-            Networking::Lan { .. } => {
-                if !st.networks.contains_key(crate::spec::NETWORK_NAME) {
+            Networking::Lan { network, .. } => {
+                if !st.networks.contains_key(network) {
                     return Err(EngineError::new(
                         ErrorKind::NotFound,
                         op,
-                        "network decnet_lan not found",
+                        format!("network {network} not found"),
                     ));
                 }
             }
@@ -305,8 +309,8 @@ impl Engine for FakeEngine {
         st.calls.push(format!("create {}", spec.name));
         st.next_id += 1;
         let id = format!("c{:04}", st.next_id);
-        if matches!(spec.networking, Networking::Lan { .. })
-            && let Some(net) = st.networks.get_mut(crate::spec::NETWORK_NAME)
+        if let Networking::Lan { network, .. } = &spec.networking
+            && let Some(net) = st.networks.get_mut(network)
         {
             net.containers.push(id.clone());
         }
@@ -430,8 +434,11 @@ impl HostNetwork for FakeHostNetwork {
         Ok(())
     }
 
-    async fn remove_hairpin(&self) -> Result<(), Error> {
-        *self.hairpin.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    async fn remove_hairpin(&self, project: &Project) -> Result<(), Error> {
+        let mut current = self.hairpin.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.as_ref().is_some_and(|h| h.project == *project) {
+            *current = None;
+        }
         Ok(())
     }
 }

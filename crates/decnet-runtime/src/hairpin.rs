@@ -26,24 +26,39 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::engine::Driver;
+use crate::spec::Project;
 
-/// Name of the MACVLAN hairpin.
+/// Name of the MACVLAN hairpin of the default project.
 pub const MACVLAN_LINK: &str = "decnet_macvlan0";
-/// Name of the IPvlan hairpin.
+/// Name of the IPvlan hairpin of the default project.
 pub const IPVLAN_LINK: &str = "decnet_ipvlan0";
 
-/// The hairpin link name of a driver.
-pub fn link_name(driver: Driver) -> &'static str {
-    match driver {
-        Driver::Macvlan => MACVLAN_LINK,
-        Driver::Ipvlan => IPVLAN_LINK,
+/// The hairpin link name of a project and driver: `decnet_macvlan0` / `decnet_ipvlan0`
+/// for the default project; for another, `dn` + 8 hex digits of the project's hash +
+/// `mv0`/`iv0` (interface names are at most 15 bytes).
+pub fn link_name(project: &Project, driver: Driver) -> String {
+    if *project == Project::default() {
+        return match driver {
+            Driver::Macvlan => MACVLAN_LINK,
+            Driver::Ipvlan => IPVLAN_LINK,
+        }
+        .to_owned();
     }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(project.as_str().as_bytes());
+    let suffix = match driver {
+        Driver::Macvlan => "mv0",
+        Driver::Ipvlan => "iv0",
+    };
+    format!("dn{}{suffix}", hex::encode(&digest[..4]))
 }
 
 /// What the hairpin should look like.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HairpinPlan {
-    /// Link name ([`MACVLAN_LINK`] or [`IPVLAN_LINK`]).
+    /// Project it belongs to.
+    pub project: Project,
+    /// Link name ([`link_name`]).
     pub name: String,
     /// Driver of the link (the same as the decky network's).
     pub driver: Driver,
@@ -87,11 +102,16 @@ pub fn choose_address(
 }
 
 impl HairpinPlan {
-    /// The hairpin of `config` on this host (`host_ip`: the parent's own address, if any).
+    /// The hairpin of `config` in `project` on this host (`host_ip`: the parent's own
+    /// address, if any).
     ///
     /// # Errors
     /// As [`choose_address`].
-    pub fn for_config(config: &DecnetConfig, host_ip: Option<Ipv4Addr>) -> Result<Self, Error> {
+    pub fn for_config(
+        config: &DecnetConfig,
+        host_ip: Option<Ipv4Addr>,
+        project: &Project,
+    ) -> Result<Self, Error> {
         let driver = if config.ipvlan {
             Driver::Ipvlan
         } else {
@@ -100,7 +120,8 @@ impl HairpinPlan {
         let routes: Vec<Ipv4Addr> = config.deckies.iter().map(|d| d.ip).collect();
         let address = choose_address(config.subnet, config.gateway, host_ip, &routes)?;
         Ok(HairpinPlan {
-            name: link_name(driver).to_owned(),
+            project: project.clone(),
+            name: link_name(project, driver),
             driver,
             parent: config.interface.clone(),
             address,
@@ -112,14 +133,15 @@ impl HairpinPlan {
 /// Host networking DECNET configures besides Docker.
 ///
 /// Guarantees: `ensure_hairpin` is idempotent and converges (a wrong link kind or parent
-/// is rebuilt, stale addresses and routes are removed); `remove_hairpin` removes both
-/// hairpin names and succeeds when they are absent.
+/// is rebuilt, stale addresses and routes are removed, the other driver's link of the
+/// same project is deleted); `remove_hairpin` removes both of a project's hairpin names
+/// and succeeds when they are absent.
 #[async_trait]
 pub trait HostNetwork: Send + Sync {
     /// Makes the hairpin match `plan`.
     async fn ensure_hairpin(&self, plan: &HairpinPlan) -> Result<(), Error>;
-    /// Removes every hairpin link (their routes go with them).
-    async fn remove_hairpin(&self) -> Result<(), Error>;
+    /// Removes the project's hairpin links (their routes go with them).
+    async fn remove_hairpin(&self, project: &Project) -> Result<(), Error>;
 }
 
 /// [`HostNetwork`] over rtnetlink.
@@ -226,11 +248,12 @@ fn host_route(dest: Ipv4Addr, index: u32, source: Ipv4Addr) -> RouteMessage {
 impl HostNetwork for NetlinkHostNetwork {
     async fn ensure_hairpin(&self, plan: &HairpinPlan) -> Result<(), Error> {
         let handle = connect()?;
+        // MACVLAN and IPvlan children cannot share a parent: drop the other driver's.
         let other = match plan.driver {
-            Driver::Macvlan => IPVLAN_LINK,
-            Driver::Ipvlan => MACVLAN_LINK,
+            Driver::Macvlan => Driver::Ipvlan,
+            Driver::Ipvlan => Driver::Macvlan,
         };
-        delete_link(&handle, other).await?;
+        delete_link(&handle, &link_name(&plan.project, other)).await?;
         let parent = link_by_name(&handle, &plan.parent).await?.ok_or_else(|| {
             Error::HostNetwork(format!("parent interface {} does not exist", plan.parent))
         })?;
@@ -354,10 +377,10 @@ impl HostNetwork for NetlinkHostNetwork {
         Ok(())
     }
 
-    async fn remove_hairpin(&self) -> Result<(), Error> {
+    async fn remove_hairpin(&self, project: &Project) -> Result<(), Error> {
         let handle = connect()?;
-        delete_link(&handle, MACVLAN_LINK).await?;
-        delete_link(&handle, IPVLAN_LINK).await
+        delete_link(&handle, &link_name(project, Driver::Macvlan)).await?;
+        delete_link(&handle, &link_name(project, Driver::Ipvlan)).await
     }
 }
 
@@ -367,6 +390,26 @@ mod tests {
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn link_names_fit_the_kernel_limit() {
+        let default = Project::default();
+        assert_eq!(link_name(&default, Driver::Macvlan), "decnet_macvlan0");
+        assert_eq!(link_name(&default, Driver::Ipvlan), "decnet_ipvlan0");
+        let long = Project::new("a-rather-long-project-x").unwrap();
+        for d in [Driver::Macvlan, Driver::Ipvlan] {
+            let n = link_name(&long, d);
+            assert!(n.len() <= 15, "{n}");
+            assert!(n.starts_with("dn"));
+        }
+        assert_ne!(
+            link_name(&long, Driver::Macvlan),
+            link_name(&Project::new("other").unwrap(), Driver::Macvlan)
+        );
+        assert!(Project::new("Bad_Name").is_err());
+        assert!(Project::new("").is_err());
+        assert_eq!(Project::new("lab-7").unwrap().network(), "lab_7_lan");
     }
 
     #[test]

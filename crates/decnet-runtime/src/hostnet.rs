@@ -76,6 +76,15 @@ pub fn interface_ipv4(interface: &str) -> Result<(Ipv4Addr, Ipv4Net), Error> {
     )))
 }
 
+/// This host's own address on `interface` when it lies in `subnet` (the hairpin keeps
+/// off it); `None` when the interface has no address there (a lab parent, for instance).
+pub fn host_ip_on(interface: &str, subnet: Ipv4Net) -> Option<Ipv4Addr> {
+    interface_ipv4(interface)
+        .ok()
+        .filter(|(_, net)| net.trunc() == subnet.trunc())
+        .map(|(ip, _)| ip)
+}
+
 /// Detects the LAN of the default route, or of `interface` when given. The gateway is
 /// taken from the default route only when it goes through the chosen interface; otherwise
 /// the subnet's first host stands in.

@@ -9,13 +9,13 @@ use decnet_core::net::covering_range;
 
 use crate::Error;
 use crate::engine::{Driver, Engine, NetworkInfo, NetworkSpec};
-use crate::spec::{NETWORK_NAME, labels};
+use crate::spec::{Project, labels};
 
-/// The network `config` needs.
-pub fn desired(config: &DecnetConfig) -> NetworkSpec {
+/// The network `config` needs in `project`.
+pub fn desired(config: &DecnetConfig, project: &Project) -> NetworkSpec {
     let ips: Vec<_> = config.deckies.iter().map(|d| d.ip).collect();
     NetworkSpec {
-        name: NETWORK_NAME.to_owned(),
+        name: project.network(),
         driver: if config.ipvlan {
             Driver::Ipvlan
         } else {
@@ -118,20 +118,21 @@ pub async fn ensure(
     Ok(NetworkOutcome::Rebuilt)
 }
 
-/// Removes `decnet_lan` if DECNET created it (it carries `decnet.managed=true`).
-/// Returns whether a network was removed.
+/// Removes the project's network if DECNET created it (it carries
+/// `decnet.managed=true`). Returns whether a network was removed.
 ///
 /// # Errors
 /// [`Error::Engine`].
-pub async fn remove(engine: &dyn Engine) -> Result<bool, Error> {
-    match engine.network(NETWORK_NAME).await? {
+pub async fn remove(engine: &dyn Engine, project: &Project) -> Result<bool, Error> {
+    let name = project.network();
+    match engine.network(&name).await? {
         Some(net) if net.labels.get(labels::MANAGED).map(String::as_str) == Some("true") => {
-            engine.remove_network(NETWORK_NAME).await?;
+            engine.remove_network(&name).await?;
             Ok(true)
         }
         Some(_) => {
             tracing::warn!(
-                network = NETWORK_NAME,
+                network = %name,
                 "Leaving a network DECNET did not create (no decnet.managed label)"
             );
             Ok(false)

@@ -14,10 +14,67 @@ use sha2::{Digest, Sha256};
 
 /// Repository of the decky image.
 pub const IMAGE_REPO: &str = "decnet/decky";
-/// Name of the decky LAN network.
+/// Name of the decky LAN network of the default project.
 pub const NETWORK_NAME: &str = "decnet_lan";
-/// Compose project name, kept on labels for compatibility with the reference.
+/// The default project name, also the compose project on labels (the reference's).
 pub const PROJECT: &str = "decnet";
+
+/// A project: the namespace of everything one deployment creates in Docker (the
+/// `com.docker.compose.project` label, the network name) and on the host (the hairpin
+/// name). Always `decnet` for the real fleet; labs and tests use their own so they never
+/// touch it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Project(String);
+
+impl Project {
+    /// Longest project name.
+    pub const MAX_LEN: usize = 24;
+
+    /// Validates a project name: lowercase letters, digits and `-`, starting with a
+    /// letter, at most [`Project::MAX_LEN`] bytes.
+    ///
+    /// # Errors
+    /// [`crate::Error::Invalid`] saying why.
+    pub fn new(name: &str) -> Result<Self, crate::Error> {
+        let ok = !name.is_empty()
+            && name.len() <= Self::MAX_LEN
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok {
+            Ok(Project(name.to_owned()))
+        } else {
+            Err(crate::Error::Invalid(format!(
+                "project name '{name}': use 1-{} lowercase letters, digits and '-', starting with a letter",
+                Self::MAX_LEN
+            )))
+        }
+    }
+
+    /// The project name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Name of the project's decky network (`decnet_lan` for the default project).
+    pub fn network(&self) -> String {
+        format!("{}_lan", self.0.replace('-', "_"))
+    }
+}
+
+impl Default for Project {
+    fn default() -> Self {
+        Project(PROJECT.to_owned())
+    }
+}
+
+impl std::fmt::Display for Project {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 /// User every decky process runs as (no account needed in a scratch image).
 pub const DECKY_UID: u32 = 65532;
 /// Mount point of the artifacts directory inside service containers.
@@ -92,6 +149,8 @@ pub fn container_name(decky: &str, service: &str) -> String {
 pub enum Networking {
     /// Attached to the decky LAN with its own MAC and address.
     Lan {
+        /// Network name.
+        network: String,
         /// Address on the LAN.
         ip: Ipv4Addr,
         /// MAC address.
@@ -188,10 +247,12 @@ pub struct SpecOptions {
     pub memory: i64,
     /// Process cap per service container.
     pub pids: i64,
+    /// Project the containers belong to.
+    pub project: Project,
 }
 
 impl SpecOptions {
-    /// Defaults with the given image and artifacts root.
+    /// Defaults (the `decnet` project) with the given image and artifacts root.
     pub fn new(image: String, artifacts_root: PathBuf, instance_key: Option<[u8; 32]>) -> Self {
         SpecOptions {
             image,
@@ -199,7 +260,15 @@ impl SpecOptions {
             instance_key,
             memory: DEFAULT_MEMORY_BYTES,
             pids: DEFAULT_PIDS,
+            project: Project::default(),
         }
+    }
+
+    /// The same options for another project.
+    #[must_use]
+    pub fn with_project(mut self, project: Project) -> Self {
+        self.project = project;
+        self
     }
 }
 
@@ -212,13 +281,16 @@ pub fn decky_seed(instance_key: &[u8; 32], decky: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
-fn base_labels(decky: &DeckyConfig, service: &str) -> BTreeMap<String, String> {
+fn base_labels(decky: &DeckyConfig, service: &str, project: &Project) -> BTreeMap<String, String> {
     let mut l = BTreeMap::new();
     l.insert(labels::MANAGED.to_owned(), "true".to_owned());
     l.insert(labels::DECKY.to_owned(), decky.name.to_string());
     l.insert(labels::SERVICE.to_owned(), service.to_owned());
     l.insert(labels::HOST_UUID.to_owned(), decky.host().to_string());
-    l.insert(labels::COMPOSE_PROJECT.to_owned(), PROJECT.to_owned());
+    l.insert(
+        labels::COMPOSE_PROJECT.to_owned(),
+        project.as_str().to_owned(),
+    );
     if !service.is_empty() {
         l.insert(labels::FLEET_SERVICE.to_owned(), "true".to_owned());
         l.insert(labels::FLEET_DECKY.to_owned(), decky.name.to_string());
@@ -262,11 +334,12 @@ pub fn decky_containers(
         command: vec!["hold".to_owned()],
         hostname: Some(decky.hostname.clone()),
         networking: Networking::Lan {
+            network: opts.project.network(),
             ip: decky.ip,
             mac: format_mac(decky_mac(decky)),
         },
         env: BTreeMap::new(),
-        labels: base_labels(decky, ""),
+        labels: base_labels(decky, "", &opts.project),
         sysctls,
         cap_add: Vec::new(),
         cap_drop: vec!["ALL".to_owned()],
@@ -288,7 +361,7 @@ pub fn decky_containers(
     }
     for service in &decky.services {
         let cname = container_name(&name, service);
-        let labels = base_labels(decky, service);
+        let labels = base_labels(decky, service, &opts.project);
         if let Some(custom) = config.custom_service(service) {
             out.push(finish(ContainerSpec {
                 name: cname,

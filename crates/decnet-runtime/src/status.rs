@@ -7,6 +7,7 @@ use decnet_core::{DeckyConfig, DecnetConfig};
 use serde::Serialize;
 
 use crate::engine::{Engine, EngineError, ObservedContainer};
+use crate::spec::Project;
 
 /// The health of one decky.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -129,15 +130,16 @@ fn decky_runtime_indexed(
 /// The runtime map of a fleet, keyed by decky name.
 pub type RuntimeMap = BTreeMap<String, DeckyRuntime>;
 
-/// Observes the engine once and builds the runtime map of `config`.
+/// Observes the engine once and builds the runtime map of `config` in `project`.
 ///
 /// # Errors
 /// The engine's error: callers report the runtime as unknown, never as "all gone".
 pub async fn runtime_map(
     engine: &dyn Engine,
     config: &DecnetConfig,
+    project: &Project,
 ) -> Result<RuntimeMap, EngineError> {
-    let observed = engine.list_managed().await?;
+    let observed = engine.list_managed(project.as_str()).await?;
     let idx = index(&observed);
     Ok(config
         .deckies

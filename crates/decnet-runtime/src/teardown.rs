@@ -14,9 +14,22 @@ use crate::deploy::{load_or_create_instance_key, render_export, write_atomic};
 use crate::engine::{Engine, ObservedContainer, Retry};
 use crate::hairpin::{HairpinPlan, HostNetwork};
 use crate::network;
+use crate::spec::Project;
 
 /// Containers removed at the same time.
 const REMOVE_JOBS: usize = 8;
+
+/// Options of a teardown.
+#[derive(Debug, Clone, Default)]
+pub struct TeardownOptions {
+    /// The project to tear down (`decnet`).
+    pub project: Project,
+    /// The parent interface's own address (the hairpin keeps off it), for single-decky
+    /// teardowns that keep the hairpin.
+    pub host_ip: Option<Ipv4Addr>,
+    /// Retry policy for transient engine errors.
+    pub retry: Retry,
+}
 
 /// What a teardown removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -73,10 +86,11 @@ async fn clear_everything(
     hostnet: &dyn HostNetwork,
     settings: &Settings,
     lock: &StateLock,
+    project: &Project,
     report: &mut TeardownReport,
 ) -> Result<(), Error> {
-    report.network_removed = network::remove(engine).await?;
-    hostnet.remove_hairpin().await?;
+    report.network_removed = network::remove(engine, project).await?;
+    hostnet.remove_hairpin(project).await?;
     report.hairpin_removed = true;
     lock.clear()?;
     report.state_cleared = true;
@@ -88,9 +102,9 @@ async fn clear_everything(
     Ok(())
 }
 
-/// Removes every container labelled `decnet.managed=true`, the decky network (when DECNET
-/// created it), the hairpin, the state file and the compose export. Works without a state
-/// file too, to clean up leftovers.
+/// Removes every container of the project labelled `decnet.managed=true`, the decky
+/// network (when DECNET created it), the hairpin, the state file and the compose export.
+/// Works without a state file too, to clean up leftovers.
 ///
 /// # Errors
 /// Engine, host network or state errors; containers that could not be removed are in the
@@ -99,14 +113,18 @@ pub async fn teardown_all(
     engine: &dyn Engine,
     hostnet: &dyn HostNetwork,
     settings: &Settings,
-    retry: Retry,
+    opts: &TeardownOptions,
 ) -> Result<TeardownReport, Error> {
     let lock = StateLock::acquire(&settings.state_file)?;
     let mut report = TeardownReport::default();
-    let containers = retry.run(|| engine.list_managed()).await?;
-    remove_all(engine, retry, containers, &mut report).await;
+    let project = &opts.project;
+    let containers = opts
+        .retry
+        .run(|| engine.list_managed(project.as_str()))
+        .await?;
+    remove_all(engine, opts.retry, containers, &mut report).await;
     if report.failed.is_empty() {
-        clear_everything(engine, hostnet, settings, &lock, &mut report).await?;
+        clear_everything(engine, hostnet, settings, &lock, project, &mut report).await?;
     }
     Ok(report)
 }
@@ -123,9 +141,9 @@ pub async fn teardown_decky(
     hostnet: &dyn HostNetwork,
     settings: &Settings,
     name: &str,
-    host_ip: Option<Ipv4Addr>,
-    retry: Retry,
+    opts: &TeardownOptions,
 ) -> Result<TeardownReport, Error> {
+    let project = &opts.project;
     let lock = StateLock::acquire(&settings.state_file)?;
     let Some(state) = lock.load()? else {
         return Err(Error::Invalid(format!(
@@ -146,13 +164,14 @@ pub async fn teardown_decky(
         });
     }
     let mut report = TeardownReport::default();
-    let containers: Vec<ObservedContainer> = retry
-        .run(|| engine.list_managed())
+    let containers: Vec<ObservedContainer> = opts
+        .retry
+        .run(|| engine.list_managed(project.as_str()))
         .await?
         .into_iter()
         .filter(|c| c.decky() == Some(name))
         .collect();
-    remove_all(engine, retry, containers, &mut report).await;
+    remove_all(engine, opts.retry, containers, &mut report).await;
     if !report.failed.is_empty() {
         return Ok(report);
     }
@@ -160,17 +179,17 @@ pub async fn teardown_decky(
     config.deckies.retain(|d| d.name.as_str() != name);
     report.remaining = config.deckies.iter().map(|d| d.name.to_string()).collect();
     if config.deckies.is_empty() {
-        clear_everything(engine, hostnet, settings, &lock, &mut report).await?;
+        clear_everything(engine, hostnet, settings, &lock, project, &mut report).await?;
         return Ok(report);
     }
     let key = load_or_create_instance_key(&settings.instance_key)?;
     write_atomic(
         &settings.compose_file,
-        &render_export(&config, settings, key),
+        &render_export(&config, settings, key, project),
     )?;
-    lock.save(&State::new(config.clone(), settings.compose_file.clone()))?;
+    lock.save(&State::new(config.clone(), settings.compose_file.clone()).with_seed(state.seed))?;
     hostnet
-        .ensure_hairpin(&HairpinPlan::for_config(&config, host_ip)?)
+        .ensure_hairpin(&HairpinPlan::for_config(&config, opts.host_ip, project)?)
         .await?;
     Ok(report)
 }

@@ -41,6 +41,14 @@ pub enum Command {
     Deploy(Box<DeployArgs>),
     /// Show the deployed fleet.
     Status(StatusArgs),
+    /// Remove deployed deckies: all of them, or one.
+    Teardown(TeardownArgs),
+    /// Manage the decky image.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Export the deployed fleet as a compose file.
+    #[command(subcommand)]
+    Compose(ComposeCommand),
     /// List the honeypot services.
     Services(ListArgs),
     /// List the archetypes (machine roles).
@@ -129,6 +137,13 @@ pub struct DeployArgs {
     /// Rebuild the decky image even if it exists.
     #[arg(long)]
     pub no_cache: bool,
+    /// Static decky binary to build the image from when it is missing (default:
+    /// decnet-decky next to decnet).
+    #[arg(long, env = "DECNET_DECKY_BIN", value_name = "PATH")]
+    pub decky_bin: Option<PathBuf>,
+    /// Deckies started at the same time.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -176,4 +191,54 @@ pub struct InitArgs {
     /// Print the steps as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `decnet teardown`.
+#[derive(Args)]
+pub struct TeardownArgs {
+    /// Remove every decky, the decky network, the host's hairpin interface and the state.
+    #[arg(long, required_unless_present = "id", conflicts_with = "id")]
+    pub all: bool,
+    /// Remove one decky (its containers, base included, and its state entry).
+    #[arg(long, value_name = "DECKY")]
+    pub id: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `decnet image …`.
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    /// Build the decky image (FROM scratch, the static decnet-decky binary, no registry).
+    Build(ImageBuildArgs),
+}
+
+/// `decnet image build`.
+#[derive(Args)]
+pub struct ImageBuildArgs {
+    /// Static decky binary (default: decnet-decky next to decnet).
+    #[arg(long, env = "DECNET_DECKY_BIN", value_name = "PATH")]
+    pub decky_bin: Option<PathBuf>,
+    /// Do not use Docker's build cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `decnet compose …`.
+#[derive(Subcommand)]
+pub enum ComposeCommand {
+    /// Write the compose file of the deployed fleet (from the state file).
+    Export(ComposeExportArgs),
+}
+
+/// `decnet compose export`.
+#[derive(Args)]
+pub struct ComposeExportArgs {
+    /// Where to write it (`-` for stdout).
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    pub out: PathBuf,
 }

@@ -49,6 +49,11 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         {
             return 2;
         }
+        if let Some(e) = cause.downcast_ref::<decnet_runtime::Error>()
+            && e.is_validation()
+        {
+            return 2;
+        }
     }
     1
 }

@@ -7,7 +7,14 @@ use decnet_core::state;
 use super::*;
 use crate::engine::ErrorKind;
 use crate::fake::{FakeEngine, FakeHostNetwork};
-use crate::teardown::{teardown_all, teardown_decky};
+use crate::teardown::{TeardownOptions, teardown_all, teardown_decky};
+
+fn td() -> TeardownOptions {
+    TeardownOptions {
+        retry: Retry::none(),
+        ..TeardownOptions::default()
+    }
+}
 
 fn config() -> DecnetConfig {
     serde_json::from_value(serde_json::json!({
@@ -452,16 +459,9 @@ async fn single_decky_teardown_removes_it_everywhere() {
     let env = Env::new();
     let cfg = config();
     env.deploy(&cfg).await.unwrap();
-    let r = teardown_decky(
-        &env.engine,
-        &env.hostnet,
-        &env.settings,
-        "db-01",
-        None,
-        Retry::none(),
-    )
-    .await
-    .unwrap();
+    let r = teardown_decky(&env.engine, &env.hostnet, &env.settings, "db-01", &td())
+        .await
+        .unwrap();
     assert_eq!(
         r.removed,
         ["db-01", "db-01-mysql", "db-01-postgres", "db-01-redis"]
@@ -482,16 +482,9 @@ async fn single_decky_teardown_removes_it_everywhere() {
     // Redeploying what is left changes nothing: the teardown really converged.
     assert!(env.deploy(&st.config).await.unwrap().unchanged());
 
-    let err = teardown_decky(
-        &env.engine,
-        &env.hostnet,
-        &env.settings,
-        "nope",
-        None,
-        Retry::none(),
-    )
-    .await
-    .unwrap_err();
+    let err = teardown_decky(&env.engine, &env.hostnet, &env.settings, "nope", &td())
+        .await
+        .unwrap_err();
     assert!(err.is_validation());
     assert!(err.to_string().contains("web-01, win-01"), "{err}");
 }
@@ -502,7 +495,7 @@ async fn full_teardown_leaves_nothing() {
     env.deploy(&config()).await.unwrap();
     // A container DECNET does not manage survives.
     env.engine.add_image("other:1");
-    let r = teardown_all(&env.engine, &env.hostnet, &env.settings, Retry::none())
+    let r = teardown_all(&env.engine, &env.hostnet, &env.settings, &td())
         .await
         .unwrap();
     assert_eq!(r.removed.len(), 9);
@@ -513,34 +506,20 @@ async fn full_teardown_leaves_nothing() {
     assert!(!env.settings.state_file.exists());
     assert!(!env.settings.compose_file.exists());
     // Idempotent.
-    let r = teardown_all(&env.engine, &env.hostnet, &env.settings, Retry::none())
+    let r = teardown_all(&env.engine, &env.hostnet, &env.settings, &td())
         .await
         .unwrap();
     assert!(r.removed.is_empty());
     // The last decky's teardown is a full one.
     env.deploy(&config()).await.unwrap();
     for name in ["web-01", "db-01"] {
-        teardown_decky(
-            &env.engine,
-            &env.hostnet,
-            &env.settings,
-            name,
-            None,
-            Retry::none(),
-        )
+        teardown_decky(&env.engine, &env.hostnet, &env.settings, name, &td())
+            .await
+            .unwrap();
+    }
+    let r = teardown_decky(&env.engine, &env.hostnet, &env.settings, "win-01", &td())
         .await
         .unwrap();
-    }
-    let r = teardown_decky(
-        &env.engine,
-        &env.hostnet,
-        &env.settings,
-        "win-01",
-        None,
-        Retry::none(),
-    )
-    .await
-    .unwrap();
     assert!(r.state_cleared && r.network_removed);
     assert!(env.engine.state().networks.is_empty());
 }
@@ -551,13 +530,71 @@ async fn the_runtime_map_follows_the_engine() {
     let cfg = config();
     env.deploy(&cfg).await.unwrap();
     env.engine.set_state("db-01-redis", "exited");
-    let map = crate::status::runtime_map(&env.engine, &cfg).await.unwrap();
+    let map = crate::status::runtime_map(&env.engine, &cfg, &Project::default())
+        .await
+        .unwrap();
     assert_eq!(map["db-01"].state, DeckyState::Degraded);
     assert_eq!(map["db-01"].services["redis"], "exited");
     assert!(map["web-01"].running);
     env.engine.state().unreachable = true;
-    let err = crate::status::runtime_map(&env.engine, &cfg)
+    let err = crate::status::runtime_map(&env.engine, &cfg, &Project::default())
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unreachable);
+}
+
+#[tokio::test]
+async fn projects_do_not_touch_each_other() {
+    let env = Env::new();
+    let cfg = config();
+    env.deploy(&cfg).await.unwrap();
+    let lab = Project::new("lab-7").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lab_settings = Settings::under(dir.path());
+    let mut lab_cfg = cfg.clone();
+    for d in &mut lab_cfg.deckies {
+        d.name = decnet_core::DeckyName::new(format!("lab-{}", d.name)).unwrap();
+    }
+    let opts = DeployOptions {
+        project: lab.clone(),
+        ..Env::opts()
+    };
+    let report = deploy(
+        &env.engine,
+        &env.hostnet,
+        &lab_settings,
+        &lab_cfg,
+        &opts,
+        &Silent,
+    )
+    .await
+    .unwrap();
+    assert!(report.all_running());
+    assert_eq!(
+        report.hairpin.name,
+        crate::hairpin::link_name(&lab, crate::engine::Driver::Macvlan)
+    );
+    assert!(env.engine.state().networks.contains_key("lab_7_lan"));
+    assert!(env.engine.state().networks.contains_key("decnet_lan"));
+    // The default project's redeploy neither sees nor removes the lab's containers.
+    env.mutating_calls();
+    assert!(env.deploy(&cfg).await.unwrap().unchanged());
+    assert_eq!(env.mutating_calls(), Vec::<String>::new());
+    let r = teardown_all(
+        &env.engine,
+        &env.hostnet,
+        &lab_settings,
+        &TeardownOptions {
+            project: lab,
+            ..td()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.removed.len(), 9);
+    let states = env.engine.container_states();
+    assert_eq!(states.len(), 9);
+    assert!(states.keys().all(|n| !n.starts_with("lab-")), "{states:?}");
+    assert!(env.engine.state().networks.contains_key("decnet_lan"));
+    assert!(!env.engine.state().networks.contains_key("lab_7_lan"));
 }

@@ -10,9 +10,12 @@ use decnet_core::hostcfg::HostRole;
 use decnet_core::model::parse_subnet;
 use decnet_core::plan::{FlagSpec, NetworkOrigin, Plan, PlanRequest, PlanSource, build_plan};
 use decnet_core::{Mode, Settings};
+use decnet_runtime::deploy::{Action, DeployOptions, DeployReport, Progress as _};
+use decnet_runtime::hairpin::NetlinkHostNetwork;
 use decnet_runtime::{compose, hostnet, spec};
 use serde::Serialize;
 
+use super::{live, mirror};
 use crate::cli::DeployArgs;
 use crate::context::Ctx;
 use crate::exit::{Status, invalid};
@@ -35,6 +38,7 @@ pub fn read_instance_key(settings: &Settings) -> Result<Option<[u8; 32]>> {
 fn plan_request(
     args: &DeployArgs,
     detected: Option<decnet_core::net::NetInfo>,
+    previous_seed: Option<u64>,
 ) -> Result<PlanRequest> {
     let mode: Mode = args.mode.parse()?;
     let subnet = args.subnet.as_deref().map(parse_subnet).transpose()?;
@@ -84,7 +88,7 @@ fn plan_request(
         log_file: args.log_file.clone(),
         ipvlan: args.ipvlan,
         mutate_interval: args.mutate_interval,
-        seed: args.seed.unwrap_or_else(rand::random),
+        seed: args.seed.or(previous_seed).unwrap_or_else(rand::random),
         now: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
@@ -94,8 +98,10 @@ fn plan_request(
     })
 }
 
-/// Plans the fleet: detection (read-only) then plan building.
-pub fn plan(args: &DeployArgs) -> Result<Plan> {
+/// Plans the fleet: detection (read-only) then plan building. Without `--seed`, the
+/// deployed fleet's seed is reused, so the same description plans the same fleet (and a
+/// redeploy changes nothing).
+pub fn plan(args: &DeployArgs, settings: &Settings) -> Result<Plan> {
     if args.mutate_interval == Some(0) {
         return Err(invalid("--mutate-interval must be at least 1 minute"));
     }
@@ -108,7 +114,11 @@ pub fn plan(args: &DeployArgs) -> Result<Plan> {
             None
         }
     };
-    Ok(build_plan(&plan_request(args, detected)?)?)
+    let previous_seed = decnet_core::state::load(&settings.state_file)
+        .ok()
+        .flatten()
+        .and_then(|s| s.seed);
+    Ok(build_plan(&plan_request(args, detected, previous_seed)?)?)
 }
 
 #[derive(Serialize)]
@@ -182,12 +192,15 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<Status> {
              (set DECNET_DISALLOW_MASTER=false to override)",
         ));
     }
-    let plan = plan(args)?;
-    if !args.dry_run {
-        return Err(invalid(
-            "live deploy is not available in this build yet; use --dry-run to plan and export",
-        ));
+    let plan = plan(args, &ctx.settings)?;
+    if args.dry_run {
+        dry_run(ctx, args, &plan)
+    } else {
+        live_deploy(ctx, args, &plan)
     }
+}
+
+fn dry_run(ctx: &Ctx, args: &DeployArgs, plan: &Plan) -> Result<Status> {
     let key = read_instance_key(&ctx.settings)?;
     let note = if key.is_none() {
         Some("dry run before the first deploy: DECNET_SEED is filled in by `decnet deploy`")
@@ -214,11 +227,196 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<Status> {
         }
     } else {
         if !to_stdout {
-            print_plan(&plan);
+            print_plan(plan);
         }
         if let Some(path) = write_export(&args.out, &text)? {
             println!("compose export written to {}", path.display());
         }
     }
     Ok(Status::Ok)
+}
+
+/// How a live deploy ended.
+#[derive(Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Outcome {
+    /// Every container runs.
+    Ok,
+    /// Some do.
+    Partial,
+    /// None does.
+    Failed,
+}
+
+#[derive(Serialize)]
+struct LiveReport<'a> {
+    dry_run: bool,
+    status: Outcome,
+    seed: u64,
+    compose_path: &'a Path,
+    #[serde(flatten)]
+    report: &'a DeployReport,
+}
+
+fn live_deploy(ctx: &Ctx, args: &DeployArgs, plan: &Plan) -> Result<Status> {
+    if plan.config.mode == Mode::Swarm {
+        return Err(invalid(
+            "a swarm deploy is dispatched by the master to its workers, which is not available \
+             in this build; use --mode unihost, or --dry-run to plan",
+        ));
+    }
+    // Refused before Docker is even contacted.
+    decnet_runtime::deploy::check_emulated(&plan.config)?;
+    let project = live::project()?;
+    let rt = live::runtime()?;
+    let report = rt.block_on(async {
+        let engine = live::engine().await?;
+        let reporter = live::Reporter::new();
+        let opts = DeployOptions {
+            host_ip: plan.host_ip,
+            decky_bin: args.decky_bin.clone(),
+            current_exe: std::env::current_exe().ok(),
+            no_cache: args.no_cache,
+            jobs: usize::from(args.jobs),
+            seed: Some(plan.seed),
+            project: project.clone(),
+            ..DeployOptions::default()
+        };
+        let result = decnet_runtime::deploy::deploy(
+            &engine,
+            &NetlinkHostNetwork,
+            &ctx.settings,
+            &plan.config,
+            &opts,
+            &reporter,
+        )
+        .await;
+        reporter.end();
+        anyhow::Ok(result?)
+    })?;
+    mirror::after_deploy(ctx, &plan.config);
+    let outcome = if report.all_running() {
+        Outcome::Ok
+    } else if report.any_running() {
+        Outcome::Partial
+    } else {
+        Outcome::Failed
+    };
+    if args.json {
+        output::json(&LiveReport {
+            dry_run: false,
+            status: outcome,
+            seed: plan.seed,
+            compose_path: &ctx.settings.compose_file,
+            report: &report,
+        })?;
+    } else {
+        print_live(plan, &report, &ctx.settings.compose_file, &project);
+    }
+    match outcome {
+        Outcome::Ok => Ok(Status::Ok),
+        Outcome::Partial => Ok(Status::Partial),
+        Outcome::Failed => Err(anyhow::anyhow!(
+            "no container of the fleet is running (see the table above)"
+        )),
+    }
+}
+
+fn action_word(a: Action) -> &'static str {
+    match a {
+        Action::Unchanged => "unchanged",
+        Action::Created => "created",
+        Action::Recreated => "recreated",
+        Action::Started => "started",
+    }
+}
+
+fn print_live(plan: &Plan, report: &DeployReport, compose_path: &Path, project: &spec::Project) {
+    let c = &plan.config;
+    println!(
+        "{} deckies on {} ({} on {}, subnet {}, gateway {}); seed {}",
+        c.deckies.len(),
+        project.network(),
+        if c.ipvlan { "ipvlan" } else { "macvlan" },
+        c.interface,
+        c.subnet,
+        c.gateway,
+        plan.seed
+    );
+    println!(
+        "image {} ({}); network {}; host interface {} {}/32",
+        report.image.tag,
+        if report.image.built {
+            "built"
+        } else {
+            "present"
+        },
+        serde_json::to_value(report.network)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        report.hairpin.name,
+        report.hairpin.address
+    );
+    if !report.removed.is_empty() {
+        println!("removed (no longer wanted): {}", report.removed.join(", "));
+    }
+    let mut t = output::table(&[
+        "DECKY",
+        "IP",
+        "STATE",
+        "SERVICE",
+        "CONTAINER",
+        "ACTION",
+        "RESULT",
+    ]);
+    for d in &report.deckies {
+        for (i, o) in std::iter::once(&d.base).chain(&d.services).enumerate() {
+            let result = match &o.error {
+                None => "running".to_owned(),
+                Some(e) => format!("FAILED: {e}"),
+            };
+            t.add_row(vec![
+                if i == 0 {
+                    d.name.clone()
+                } else {
+                    String::new()
+                },
+                if i == 0 {
+                    d.ip.to_string()
+                } else {
+                    String::new()
+                },
+                if i == 0 {
+                    d.state.as_str().to_owned()
+                } else {
+                    String::new()
+                },
+                o.service.clone().unwrap_or_else(|| "(base)".to_owned()),
+                o.container.clone(),
+                action_word(o.action).to_owned(),
+                result,
+            ]);
+        }
+    }
+    println!("{t}");
+    let all: Vec<_> = report
+        .deckies
+        .iter()
+        .flat_map(|d| std::iter::once(&d.base).chain(&d.services))
+        .collect();
+    let running = all.iter().filter(|o| o.running).count();
+    if running == all.len() {
+        if report.unchanged() {
+            println!("all {running} containers run; nothing changed");
+        } else {
+            println!("all {running} containers run");
+        }
+    } else {
+        println!(
+            "PARTIAL: {running} of {} containers run (exit status 3 when some run)",
+            all.len()
+        );
+    }
+    println!("compose export: {}", compose_path.display());
 }

@@ -1,9 +1,14 @@
 //! One module per subcommand; [`run`] dispatches.
 
 mod catalog;
+mod compose;
 mod deploy;
+mod image;
 mod init;
+mod live;
+mod mirror;
 mod status;
+mod teardown;
 
 use anyhow::Result;
 
@@ -20,6 +25,11 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::OsFamilies(a) => catalog::os_families(a.json),
         Command::Deploy(args) => deploy::run(&Ctx::load(cli.global.data_dir)?, &args),
         Command::Status(args) => status::run(&Ctx::load(cli.global.data_dir)?, &args),
+        Command::Teardown(args) => teardown::run(&Ctx::load(cli.global.data_dir)?, &args),
+        Command::Image(crate::cli::ImageCommand::Build(args)) => image::build(&args),
+        Command::Compose(crate::cli::ComposeCommand::Export(args)) => {
+            compose::export(&Ctx::load(cli.global.data_dir)?, &args)
+        }
         Command::Init(args) => init::run(&Ctx::load(cli.global.data_dir)?, &args),
     }
 }

@@ -2,8 +2,10 @@
 
 use anyhow::Result;
 use decnet_core::state;
+use decnet_runtime::status::{RuntimeMap, runtime_map};
 use serde::Serialize;
 
+use super::live;
 use crate::cli::StatusArgs;
 use crate::context::Ctx;
 use crate::exit::Status;
@@ -19,7 +21,10 @@ struct StatusReport<'a> {
     compose_path: Option<&'a std::path::Path>,
     deckies: &'a [decnet_core::DeckyConfig],
     /// `null`: the runtime could not be observed (unknown, not "gone").
-    runtime: Option<serde_json::Value>,
+    runtime: Option<RuntimeMap>,
+    /// Why the runtime is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime_error: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Status> {
@@ -32,6 +37,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Status> {
                 compose_path: None,
                 deckies: &[],
                 runtime: None,
+                runtime_error: None,
             })?;
         } else {
             println!(
@@ -41,13 +47,25 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Status> {
         }
         return Ok(Status::Ok);
     };
+    let project = live::project()?;
+    let observed: Result<RuntimeMap> = live::runtime()?.block_on(async {
+        let engine = live::engine().await?;
+        Ok(runtime_map(&engine, &st.config, &project)
+            .await
+            .map_err(decnet_runtime::Error::Engine)?)
+    });
+    let (runtime, runtime_error) = match observed {
+        Ok(map) => (Some(map), None),
+        Err(e) => (None, Some(crate::exit::one_line(&e))),
+    };
     if args.json {
         output::json(&StatusReport {
             deployed: true,
             mode: Some(st.config.mode),
             compose_path: Some(&st.compose_path),
             deckies: &st.config.deckies,
-            runtime: None,
+            runtime,
+            runtime_error,
         })?;
         return Ok(Status::Ok);
     }
@@ -58,16 +76,29 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Status> {
         st.config.interface,
         st.config.subnet
     );
-    let mut t = output::table(&["DECKY", "IP", "HOSTNAME", "SERVICES", "STATE"]);
+    let mut t = output::table(&["DECKY", "IP", "HOSTNAME", "STATE", "SERVICES"]);
     for d in &st.config.deckies {
+        let (state, services) = match runtime.as_ref().and_then(|m| m.get(d.name.as_str())) {
+            Some(rt) => (
+                rt.state.as_str().to_owned(),
+                std::iter::once(format!("base: {}", rt.base))
+                    .chain(rt.services.iter().map(|(s, st)| format!("{s}: {st}")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            None => ("unknown".to_owned(), d.services.join(", ")),
+        };
         t.add_row(vec![
             d.name.to_string(),
             d.ip.to_string(),
             d.hostname.clone(),
-            d.services.join(", "),
-            "unknown (runtime not observed)".to_owned(),
+            state,
+            services,
         ]);
     }
     println!("{t}");
+    if let Some(e) = runtime_error {
+        println!("runtime unknown (this is not \"nothing runs\"): {e}");
+    }
     Ok(Status::Ok)
 }

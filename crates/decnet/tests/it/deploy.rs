@@ -441,7 +441,9 @@ fn status_reads_a_reference_state_file() {
     let lib = env.home().join("lib");
     std::fs::create_dir_all(&lib).unwrap();
     std::fs::copy(fixture("legacy-state.json"), lib.join("decnet-state.json")).unwrap();
-    let out = env.run(&["status", "--json"]);
+    // No daemon behind this socket: the runtime is unknown, never "everything is gone".
+    let no_docker = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    let out = env.run_env(&["status", "--json"], &no_docker);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v["deployed"], true);
@@ -449,6 +451,16 @@ fn status_reads_a_reference_state_file() {
     assert_eq!(v["deckies"][0]["name"], "decky-01");
     assert_eq!(v["deckies"][0]["host_uuid"], Value::Null);
     assert_eq!(v["runtime"], Value::Null);
+    assert!(
+        v["runtime_error"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/docker.sock"),
+        "{v}"
+    );
+    let table = stdout(&env.run_env(&["status"], &no_docker));
+    assert!(table.contains("unknown"), "{table}");
+    assert!(table.contains("runtime unknown"), "{table}");
 }
 
 #[test]
@@ -467,4 +479,99 @@ fn catalogue_listings() {
         let table = stdout(&env.run(&[cmd]));
         assert_eq!(table.lines().count(), n + 1, "{cmd}: {table}");
     }
+}
+
+#[test]
+fn live_commands_refuse_bad_input_before_docker() {
+    let env = Env::new();
+    let no_docker = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    // A planned but not emulated service: refused, nothing written.
+    let out = env.run_env(
+        &[
+            "deploy",
+            "--interface",
+            "lab0",
+            "--subnet",
+            "10.9.0.0/24",
+            "-n",
+            "1",
+            "--services",
+            "smb",
+        ],
+        &no_docker,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("smb (decky decky-01)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(env.files().is_empty(), "{:?}", env.files());
+    // Docker unreachable: a failure (1) naming the socket, nothing written.
+    let out = env.run_env(
+        &[
+            "deploy",
+            "--interface",
+            "lab0",
+            "--subnet",
+            "10.9.0.0/24",
+            "-n",
+            "1",
+            "--services",
+            "ssh",
+        ],
+        &no_docker,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/docker.sock"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(env.files().is_empty(), "{:?}", env.files());
+    // Teardown needs --all or --id, not both.
+    assert_eq!(env.run(&["teardown"]).status.code(), Some(2));
+    assert_eq!(
+        env.run(&["teardown", "--all", "--id", "x"]).status.code(),
+        Some(2)
+    );
+    // Nothing to export.
+    let out = env.run(&["compose", "export"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("nothing is deployed"),
+        "{}",
+        stderr(&out)
+    );
+    // A dynamically linked decky binary is refused with the way to build a static one.
+    let out = env.run_env(&["image", "build", "--decky-bin", "/bin/sh"], &no_docker);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("crt-static"), "{}", stderr(&out));
+}
+
+#[test]
+fn compose_export_renders_the_state() {
+    let env = Env::new();
+    let lib = env.home().join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::copy(fixture("legacy-state.json"), lib.join("decnet-state.json")).unwrap();
+    let out = env.run(&["compose", "export"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_norway::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        v["services"]["decky-01"]["networks"]["decnet_lan"]["ipv4_address"],
+        "192.168.1.10"
+    );
+    assert_eq!(
+        v["services"]["decky-01-ssh"]["network_mode"],
+        "service:decky-01"
+    );
+    let path = env.path("out.yml");
+    let out = env.run(&["compose", "export", "--out", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("decky-01-http")
+    );
 }

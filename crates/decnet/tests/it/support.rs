@@ -25,6 +25,11 @@ impl Env {
 
     /// Runs `decnet <args>` with this data dir and a clean DECNET_* environment.
     pub fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    /// [`Env::run`] with extra environment variables.
+    pub fn run_env(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_decnet"));
         for (k, _) in std::env::vars() {
             if k.starts_with("DECNET_") {
@@ -34,6 +39,7 @@ impl Env {
         cmd.arg("--data-dir")
             .arg(self.home())
             .args(args)
+            .envs(vars.iter().copied())
             .current_dir(self.dir.path());
         cmd.output().unwrap()
     }
