@@ -3,7 +3,7 @@
 //! "something changed, look again".
 //!
 //! Main types, in reading order:
-//! - [`Topic`], [`Pattern`], [`IdToken`] and [`matches`]: the topic grammar and the
+//! - [`Topic`], [`Pattern`], [`IdToken`] and [`matches()`]: the topic grammar and the
 //!   NATS-style wildcard matcher (`*` one token, `>` one or more trailing tokens, last only);
 //!   invalid patterns such as `a.>.z` are refused. [`topics`] builds the catalogue topics.
 //! - [`Envelope`]: the v1 event `{v, id, topic, type, ts, payload}` plus the broker's
