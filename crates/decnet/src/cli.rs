@@ -59,6 +59,13 @@ pub enum Command {
     OsFamilies(ListArgs),
     /// Install the systemd units, user and directories of a DECNET host (or --deinit).
     Init(Box<InitArgs>),
+    /// Run the swarm controller (master): operator and worker listeners.
+    Swarmctl(Box<crate::cmd::swarmctl::SwarmctlArgs>),
+    /// Run the worker agent, or enroll this worker (`decnet agent enroll`).
+    Agent(Box<crate::cmd::agent::AgentArgs>),
+    /// Operate the swarm: enroll, list, check, deckies, teardown, decommission.
+    #[command(subcommand)]
+    Swarm(crate::cmd::swarm::SwarmCommand),
 }
 
 /// `--json` for listings.

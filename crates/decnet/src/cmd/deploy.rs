@@ -192,6 +192,9 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<Status> {
              (set DECNET_DISALLOW_MASTER=false to override)",
         ));
     }
+    if args.mode == "swarm" {
+        return super::swarm::deploy(ctx, args, &plan(args, &ctx.settings)?);
+    }
     let plan = plan(args, &ctx.settings)?;
     if args.dry_run {
         dry_run(ctx, args, &plan)

@@ -1,5 +1,6 @@
 //! One module per subcommand; [`run`] dispatches.
 
+pub mod agent;
 mod catalog;
 mod compose;
 mod deploy;
@@ -8,6 +9,8 @@ mod init;
 mod live;
 mod mirror;
 mod status;
+pub mod swarm;
+pub mod swarmctl;
 mod teardown;
 
 use anyhow::Result;
@@ -31,5 +34,8 @@ pub fn run(cli: Cli) -> Result<Status> {
             compose::export(&Ctx::load(cli.global.data_dir)?, &args)
         }
         Command::Init(args) => init::run(&Ctx::load(cli.global.data_dir)?, &args),
+        Command::Swarmctl(args) => swarmctl::run(&Ctx::load(cli.global.data_dir)?, &args),
+        Command::Agent(args) => agent::run(&Ctx::load(cli.global.data_dir)?, &args),
+        Command::Swarm(cmd) => swarm::run(&Ctx::load(cli.global.data_dir)?, &cmd),
     }
 }

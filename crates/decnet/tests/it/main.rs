@@ -5,3 +5,4 @@
 mod deploy;
 mod init;
 mod support;
+mod swarm;

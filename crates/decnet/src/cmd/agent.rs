@@ -1,0 +1,211 @@
+//! `decnet agent`: the worker agent, and `decnet agent enroll`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Subcommand};
+use decnet_core::net::NetInfo;
+use decnet_store::Fingerprint;
+use decnet_swarm::agent::backend::{AgentBackend, FakeBackend};
+use decnet_swarm::agent::relocalize::{FixedLan, LanDetector};
+use decnet_swarm::agent::{self, AgentBundle, AgentOptions, enroll, reaper};
+use decnet_swarm::proto::DEFAULT_AGENT_PORT;
+
+use super::swarmctl::{runtime, seconds, shutdown_signal, swarm_err};
+use crate::context::Ctx;
+use crate::exit::{Status, invalid};
+
+/// `decnet agent`.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub action: Option<AgentAction>,
+    /// Listen address.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// Listen port.
+    #[arg(long, default_value_t = DEFAULT_AGENT_PORT)]
+    pub port: u16,
+    /// Enrolled bundle directory (default: /etc/decnet/agent, or $DECNET_AGENT_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub agent_dir: Option<PathBuf>,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub heartbeat_interval: f64,
+    /// Where the self-destruct reaper script is written (a directory outside the install
+    /// that PID 1 can see).
+    #[arg(long, value_name = "DIR")]
+    pub reaper_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum AgentAction {
+    /// Enroll this worker: online with a token, or offline in two steps (--csr-out, then
+    /// --bundle). The private key is generated here and never leaves this host.
+    Enroll(EnrollArgs),
+}
+
+/// `decnet agent enroll`.
+#[derive(Args)]
+pub struct EnrollArgs {
+    /// The controller's worker-facing URL (https://MASTER:8771).
+    #[arg(long, value_name = "URL")]
+    pub master: Option<String>,
+    /// The one-time token from `decnet swarm enroll`.
+    #[arg(long, requires_all = ["master", "master_fingerprint"], conflicts_with_all = ["csr_out", "bundle"])]
+    pub token: Option<String>,
+    /// The controller certificate fingerprint printed with the token.
+    #[arg(long, value_name = "SHA256")]
+    pub master_fingerprint: Option<String>,
+    /// Offline step 1: write a certificate request here (take it to the master).
+    #[arg(long, value_name = "FILE", conflicts_with = "bundle")]
+    pub csr_out: Option<PathBuf>,
+    /// Offline step 3: install the bundle directory the master wrote with --out-dir.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Bundle directory (default: /etc/decnet/agent, or $DECNET_AGENT_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub agent_dir: Option<PathBuf>,
+}
+
+fn agent_dir(ctx: &Ctx, given: Option<&Path>) -> PathBuf {
+    given.map_or_else(|| ctx.settings.agent_dir.clone(), Path::to_path_buf)
+}
+
+fn enroll_cmd(ctx: &Ctx, args: &EnrollArgs) -> Result<Status> {
+    let dir = agent_dir(ctx, args.agent_dir.as_deref());
+    if let Some(out) = &args.csr_out {
+        let csr = enroll::offline_request(&dir).map_err(swarm_err)?;
+        std::fs::write(out, csr).with_context(|| format!("write {}", out.display()))?;
+        println!("certificate request written to {}", out.display());
+        println!("the private key stays in {}", dir.display());
+        println!(
+            "on the master: decnet swarm enroll --name NAME --address ADDRESS --csr {} --out-dir DIR",
+            out.display()
+        );
+        return Ok(Status::Ok);
+    }
+    if let Some(bundle_dir) = &args.bundle {
+        let bundle =
+            enroll::offline_install(&dir, bundle_dir, args.master.as_deref()).map_err(swarm_err)?;
+        println!(
+            "enrolled as {} ({}); bundle in {}",
+            bundle.meta.name,
+            bundle.meta.host_uuid,
+            dir.display()
+        );
+        return Ok(Status::Ok);
+    }
+    let (Some(master), Some(token), Some(fp)) =
+        (&args.master, &args.token, &args.master_fingerprint)
+    else {
+        return Err(invalid(
+            "say how to enroll: --master URL --token T --master-fingerprint FP, or --csr-out FILE, or --bundle DIR",
+        ));
+    };
+    let fp = Fingerprint::new(fp).map_err(|e| invalid(format!("--master-fingerprint: {e}")))?;
+    let bundle = runtime()?
+        .block_on(enroll::enroll_online(&dir, master, token, fp))
+        .map_err(swarm_err)?;
+    println!(
+        "enrolled as {} ({}); bundle in {}",
+        bundle.meta.name,
+        bundle.meta.host_uuid,
+        dir.display()
+    );
+    Ok(Status::Ok)
+}
+
+fn decnet_env() -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("DECNET_TEST_") || k == "INVOCATION_ID")
+        .collect()
+}
+
+/// `DECNET_TEST_FAKE_LAN=iface,subnet,gateway,host_ip`, honoured only with the fake runtime.
+fn fake_lan(env: &BTreeMap<String, String>) -> Result<Option<NetInfo>> {
+    let Some(text) = env.get("DECNET_TEST_FAKE_LAN") else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [iface, subnet, gw, host] = parts.as_slice() else {
+        return Err(invalid(
+            "DECNET_TEST_FAKE_LAN: expected iface,subnet,gateway,host_ip",
+        ));
+    };
+    let bad = |what: &str| invalid(format!("DECNET_TEST_FAKE_LAN: bad {what}"));
+    Ok(Some(NetInfo {
+        interface: (*iface).to_owned(),
+        subnet: subnet.parse().map_err(|_| bad("subnet"))?,
+        gateway: gw.parse().map_err(|_| bad("gateway"))?,
+        host_ip: host.parse().map_err(|_| bad("host_ip"))?,
+    }))
+}
+
+fn backend_and_detector(
+    env: &BTreeMap<String, String>,
+) -> Result<(Arc<dyn AgentBackend>, Arc<dyn LanDetector>)> {
+    if let Some(fake) = FakeBackend::from_env(env) {
+        tracing::warn!(
+            "DECNET_TEST_FAKE_RUNTIME is set: this agent deploys NOTHING (test backend)"
+        );
+        eprintln!("decnet: warning: test backend in use, nothing will be deployed");
+        let detector: Arc<dyn LanDetector> = match fake_lan(env)? {
+            Some(lan) => Arc::new(FixedLan(lan)),
+            None => Arc::new(real_detector),
+        };
+        return Ok((Arc::new(fake), detector));
+    }
+    Err(anyhow::anyhow!(
+        "the Docker runtime backend of the agent is not available in this build yet"
+    ))
+}
+
+fn real_detector() -> decnet_swarm::Result<NetInfo> {
+    decnet_runtime::hostnet::detect(None).map_err(|e| decnet_swarm::Error::Runtime(e.to_string()))
+}
+
+pub fn run(ctx: &Ctx, args: &AgentArgs) -> Result<Status> {
+    if let Some(AgentAction::Enroll(e)) = &args.action {
+        return enroll_cmd(ctx, e);
+    }
+    let dir = agent_dir(ctx, args.agent_dir.as_deref());
+    let bundle = AgentBundle::load(&dir).map_err(swarm_err)?;
+    let interval = seconds("--heartbeat-interval", args.heartbeat_interval)?;
+    let env = decnet_env();
+    let (backend, detector) = backend_and_detector(&env)?;
+    let mut reaper = reaper::Reaper::default();
+    if let Some(d) = &args.reaper_dir {
+        reaper.temp_dir.clone_from(d);
+    }
+    if backend.name() == "fake" {
+        // A test agent never reaps the real host: the reaper works under
+        // DECNET_TEST_REAPER_ROOT (or an empty scratch directory) and calls no systemctl
+        // or docker.
+        let root = env.get("DECNET_TEST_REAPER_ROOT").map_or_else(
+            || std::env::temp_dir().join(format!("decnet-test-root-{}", std::process::id())),
+            PathBuf::from,
+        );
+        reaper.script.root = root;
+        reaper.script.systemctl = "true".into();
+        reaper.script.docker = "decnet-test-no-docker".into();
+        reaper.script.delay_secs = 0;
+        reaper.lookup = Arc::new(|_: &str| None);
+    }
+    let opts = AgentOptions {
+        listen: SocketAddr::new(args.host, args.port),
+        heartbeat_interval: interval,
+        agent_version: decnet_swarm::AGENT_VERSION.to_owned(),
+        reaper,
+    };
+    runtime()?.block_on(async move {
+        agent::run(bundle, backend, detector, opts, shutdown_signal())
+            .await
+            .map_err(swarm_err)
+    })?;
+    Ok(Status::Ok)
+}
