@@ -28,9 +28,15 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     log "building the release binary and the shipped (decky profile) binary"
     cargo build --release -p decnet-honeypot >&2
     cargo build --profile decky -p decnet-honeypot --bin decnet-decky >&2
+    if command -v musl-gcc >/dev/null 2>&1; then
+        log "building the static musl binary (musl-tools found)"
+        CC_x86_64_unknown_linux_musl=musl-gcc cargo build --profile decky \
+            --target x86_64-unknown-linux-musl -p decnet-honeypot --bin decnet-decky >&2
+    fi
 fi
 BIN="$ROOT/target/release/decnet-decky"
 SHIPPED="$ROOT/target/decky/decnet-decky"
+STATIC="$ROOT/target/x86_64-unknown-linux-musl/decky/decnet-decky"
 
 WORK="$(mktemp -d)"
 PIDS=()
@@ -62,19 +68,17 @@ rps() { # url -> requests/s
     wrk -t2 -c50 -d"$DURATION" "$1" 2>/dev/null | awk '/^Requests\/sec:/ {print $2}'
 }
 
-# --- decnet-decky http ------------------------------------------------------------
+# --- throughput: decnet-decky and nginx, interleaved ---------------------------------
+# Other work on the machine varies over a run, so the three servers run side by side
+# and are measured in alternation, ROUNDS times each; the median counts.
+ROUNDS="${BENCH_ROUNDS:-3}"
 DPORT="$(free_port)"
 DPID="$(start_decky http "$DPORT")"; PIDS+=("$DPID")
 wait_port "$DPORT"
 BODY_LEN="$(curl -s "http://127.0.0.1:$DPORT/" | wc -c)"
 log "decnet-decky http on $DPORT (page: $BODY_LEN bytes)"
-OURS="$(rps "http://127.0.0.1:$DPORT/")"
-OURS_RSS_LOAD="$(awk '/VmHWM/ {print $2}' "/proc/$DPID/status")"
-OURS_CPU="$(awk '{print $14+$15}' "/proc/$DPID/stat")"
-kill "$DPID"; wait "$DPID" 2>/dev/null || true
 
-# --- nginx --------------------------------------------------------------------------
-nginx_run() { # workers -> requests/s
+nginx_start() { # workers -> port (nginx pid appended to PIDS by the caller's file)
     local port dir
     port="$(free_port)"; dir="$WORK/nginx-$1"
     mkdir -p "$dir/www"
@@ -94,19 +98,31 @@ http {
 }
 CONF
     /usr/sbin/nginx -c "$dir/nginx.conf" -p "$dir" >/dev/null 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    wait_port "$port"
-    rps "http://127.0.0.1:$port/index.html"
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    echo "$! $port"
 }
-log "nginx, worker_processes auto"
-NGINX_AUTO="$(nginx_run auto)"
-log "nginx, worker_processes 1"
-NGINX_ONE="$(nginx_run 1)"
+read -r NPID_AUTO NPORT_AUTO <<<"$(nginx_start auto)"; PIDS+=("$NPID_AUTO")
+read -r NPID_ONE NPORT_ONE <<<"$(nginx_start 1)"; PIDS+=("$NPID_ONE")
+wait_port "$NPORT_AUTO"; wait_port "$NPORT_ONE"
+
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+: > "$WORK/ours"; : > "$WORK/auto"; : > "$WORK/one"
+for round in $(seq 1 "$ROUNDS"); do
+    log "round $round/$ROUNDS"
+    rps "http://127.0.0.1:$DPORT/" >> "$WORK/ours"
+    rps "http://127.0.0.1:$NPORT_AUTO/index.html" >> "$WORK/auto"
+    rps "http://127.0.0.1:$NPORT_ONE/index.html" >> "$WORK/one"
+done
+OURS="$(median < "$WORK/ours")"
+NGINX_AUTO="$(median < "$WORK/auto")"
+NGINX_ONE="$(median < "$WORK/one")"
+ALL_OURS="$(paste -sd' ' "$WORK/ours")"
+ALL_AUTO="$(paste -sd' ' "$WORK/auto")"
+ALL_ONE="$(paste -sd' ' "$WORK/one")"
+OURS_RSS_LOAD="$(awk '/VmHWM/ {print $2}' "/proc/$DPID/status")"
+kill "$DPID" "$NPID_AUTO" "$NPID_ONE" 2>/dev/null || true
 
 # --- idle RSS -----------------------------------------------------------------------
-declare -A RSS ANON SRSS
+declare -A RSS ANON SRSS MRSS
 idle_rss() { # service binary -> "rss anon" in KiB
     local port pid
     port="$(free_port)"
@@ -123,6 +139,11 @@ for svc in http https ftp smtp; do
     else
         SRSS[$svc]=0
     fi
+    if [ -x "$STATIC" ]; then
+        read -r MRSS[$svc] _ <<<"$(idle_rss "$svc" "$STATIC")"
+    else
+        MRSS[$svc]=0
+    fi
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
@@ -136,7 +157,8 @@ SECTION="$(cat <<MD
 <!-- honeypot-http:start -->
 ## decnet-decky: http, https, ftp, smtp
 
-Command: \`bench/honeypot-http.sh --write\` (release build; wrk $DURATION per target).
+Command: \`bench/honeypot-http.sh --write\` (release build; wrk $DURATION per target and
+round, $ROUNDS rounds in alternation).
 Machine: $CPU, $NCPU cores, $(uname -r). Date: $(date -u +%Y-%m-%dT%H:%MZ).
 Reference: $NGINX_V from Debian's nginx-light, serving a static page of the same size
 ($BODY_LEN bytes) on another loopback port in the same run. decnet-decky answers with its
@@ -145,21 +167,22 @@ default page (nginx's 403 page), emits one \`request\` event per request to stdo
 
 | Measure | decnet-decky | Reference | Ratio |
 |---|---|---|---|
-| \`wrk -t2 -c50\` requests/s vs nginx \`worker_processes auto\` | $OURS | $NGINX_AUTO | $(ratio "$OURS" "$NGINX_AUTO") |
-| \`wrk -t2 -c50\` requests/s vs nginx \`worker_processes 1\` | $OURS | $NGINX_ONE | $(ratio "$OURS" "$NGINX_ONE") |
+| \`wrk -t2 -c50\` requests/s (median) vs nginx \`worker_processes auto\` | $OURS | $NGINX_AUTO | $(ratio "$OURS" "$NGINX_AUTO") |
+| \`wrk -t2 -c50\` requests/s (median) vs nginx \`worker_processes 1\` | $OURS | $NGINX_ONE | $(ratio "$OURS" "$NGINX_ONE") |
 | peak RSS under the wrk load | $(mib "$OURS_RSS_LOAD") MiB | | |
 
 Idle memory of one \`decnet-decky serve <svc>\` process, 1 s after start (goal: 4 MiB RSS;
 the reference's Python emulators idle at about 22 MB). RSS is mostly file-backed pages of
 the binary and libc; "anonymous" is the process's own heap and stacks.
 
-| Service | RSS, release build | anonymous, release build | RSS, shipped \`decky\` profile |
-|---|---|---|---|
-| http | $(mib "${RSS[http]}") MiB | $(mib "${ANON[http]}") MiB | $(mib "${SRSS[http]}") MiB |
-| https | $(mib "${RSS[https]}") MiB | $(mib "${ANON[https]}") MiB | $(mib "${SRSS[https]}") MiB |
-| ftp | $(mib "${RSS[ftp]}") MiB | $(mib "${ANON[ftp]}") MiB | $(mib "${SRSS[ftp]}") MiB |
-| smtp | $(mib "${RSS[smtp]}") MiB | $(mib "${ANON[smtp]}") MiB | $(mib "${SRSS[smtp]}") MiB |
+| Service | RSS, release build (glibc) | anonymous, release build | RSS, \`decky\` profile (glibc) | RSS, \`decky\` profile, static musl |
+|---|---|---|---|---|
+| http | $(mib "${RSS[http]}") MiB | $(mib "${ANON[http]}") MiB | $(mib "${SRSS[http]}") MiB | $(mib "${MRSS[http]}") MiB |
+| https | $(mib "${RSS[https]}") MiB | $(mib "${ANON[https]}") MiB | $(mib "${SRSS[https]}") MiB | $(mib "${MRSS[https]}") MiB |
+| ftp | $(mib "${RSS[ftp]}") MiB | $(mib "${ANON[ftp]}") MiB | $(mib "${SRSS[ftp]}") MiB | $(mib "${MRSS[ftp]}") MiB |
+| smtp | $(mib "${RSS[smtp]}") MiB | $(mib "${ANON[smtp]}") MiB | $(mib "${SRSS[smtp]}") MiB | $(mib "${MRSS[smtp]}") MiB |
 
+All rounds (requests/s): decnet-decky $ALL_OURS; nginx auto $ALL_AUTO; nginx 1 worker $ALL_ONE.
 Goal for http: at least 0.8x nginx's requests/s (floor 0.5x). wrk itself ($WRK_V) shares
 the two cores with the server under test.
 <!-- honeypot-http:end -->

@@ -70,6 +70,10 @@ pub struct Site {
     pub app: Option<App>,
     /// Whether HTTP/2 is offered.
     pub h2: bool,
+    /// `server` as a header value (validated once).
+    server_value: HeaderValue,
+    /// nginx's page for the default status, rendered once (the hot path of scans).
+    default_page: Option<Bytes>,
 }
 
 impl Site {
@@ -82,7 +86,7 @@ impl Site {
             .get("server_header")
             .map(str::to_owned)
             .unwrap_or_else(|| pages::default_server(persona));
-        HeaderValue::from_str(&server).map_err(|_| {
+        let server_value = HeaderValue::from_str(&server).map_err(|_| {
             Error::Config(format!("server_header {server:?} is not a header value"))
         })?;
         let status = persona
@@ -110,8 +114,15 @@ impl Site {
         let h2 = persona
             .get("http_versions")
             .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("h2")));
+        let flavour = Flavour::of(&server);
+        let default_page = (flavour == Flavour::Nginx)
+            .then(|| pages::nginx_error_page(status, &server, false))
+            .flatten()
+            .map(Bytes::from);
         Ok(Site {
-            flavour: Flavour::of(&server),
+            flavour,
+            server_value,
+            default_page,
             server,
             status,
             custom_body: persona.get("custom_body").map(str::to_owned),
@@ -310,7 +321,8 @@ async fn respond(
     let mut body_len: u64 = 0;
     let mut too_large = declared.is_some_and(|n| n > MAX_BODY_ACCEPT);
     let mut broken = false;
-    if !too_large {
+    // A body-less request (most scans) skips the read loop and its timer.
+    if !too_large && !hyper::body::Body::is_end_stream(&body) {
         loop {
             match tokio::time::timeout(ctx.limits.idle_timeout, body.frame()).await {
                 Ok(None) => break,
@@ -547,26 +559,31 @@ fn render(site: &Site, seen: &Seen, info: ConnInfo, page: Page) -> Response<Full
                 code,
                 "text/html",
                 Vec::new(),
-                pages::nginx_error_page(code, &site.server, seen.msie).unwrap_or_default(),
+                match &site.default_page {
+                    Some(page) if code == site.status && !seen.msie => page.clone(),
+                    _ => Bytes::from(
+                        pages::nginx_error_page(code, &site.server, seen.msie).unwrap_or_default(),
+                    ),
+                },
             ),
             Flavour::Apache => {
                 let host = seen
                     .host
                     .rsplit_once(':')
-                    .filter(|(h, p)| !h.ends_with(']') || p.parse::<u16>().is_ok())
+                    .filter(|(_, p)| p.parse::<u16>().is_ok())
                     .map_or(seen.host.as_str(), |(h, _)| h);
                 (
                     code,
                     "text/html; charset=iso-8859-1",
                     Vec::new(),
-                    pages::apache_error_page(
+                    Bytes::from(pages::apache_error_page(
                         code,
                         &site.server,
                         host,
                         info.local.port(),
                         &seen.method,
                         "",
-                    ),
+                    )),
                 )
             }
         },
@@ -575,15 +592,15 @@ fn render(site: &Site, seen: &Seen, info: ConnInfo, page: Page) -> Response<Full
             content_type,
             headers,
             body,
-        } => (status, content_type, headers, body),
+        } => (status, content_type, headers, Bytes::from(body)),
     };
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
     let h1 = seen.version != Version::HTTP_2;
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     let length = response_len(&response);
     let map = response.headers_mut();
-    let server = value(&site.server);
+    let server = site.server_value.clone();
     let connection = if seen.close {
         HeaderValue::from_static("close")
     } else {
