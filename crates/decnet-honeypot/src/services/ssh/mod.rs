@@ -26,16 +26,53 @@ use crate::transcript::{Recorder, Stream};
 pub const MAX_AUTH_TRIES: u32 = 6;
 /// OpenSSH's `MaxSessions` default: channels per connection.
 pub const MAX_CHANNELS: usize = 10;
-/// Default delay before a failed password is answered (PAM's `pam_unix` 2 s).
+/// Default PAM failure delay (`pam_unix`'s 2 s) before sshd's own rounding (see
+/// [`failure_delay`]).
 pub const DEFAULT_FAILURE_DELAY_MS: u64 = 2_000;
+/// sshd's `MIN_FAIL_DELAY_SECONDS`.
+const MIN_FAIL_DELAY_S: f64 = 0.005;
 /// Longest exec command or no-pty input line kept.
 pub const MAX_EXEC_BYTES: usize = 16 * 1024;
+
+/// sshd's per-user failure delay (`user_specific_delay`): 5 ms plus 0–4.3 ms from a hash
+/// of a per-daemon secret and the user name.
+pub fn user_delay(timing_secret: &[u8; 32], user: &str) -> f64 {
+    use sha2::{Digest, Sha512};
+    let h = Sha512::new()
+        .chain_update(timing_secret)
+        .chain_update(user.as_bytes())
+        .finalize();
+    MIN_FAIL_DELAY_S + f64::from(u32::from_be_bytes([h[0], h[1], h[2], h[3]])) / 1e12
+}
+
+/// Linux-PAM's randomized failure delay (`_pam_compute_delay`): base × (1 + the mean of
+/// three uniform draws − ½), i.e. 50 %–150 % of the base, centred on it.
+pub fn pam_delay(base_ms: u64, rng: &mut impl Rng) -> Duration {
+    let spread: f64 = (0..3).map(|_| rng.r#gen::<f64>()).sum::<f64>() / 3.0 - 0.5;
+    Duration::from_secs_f64(base_ms as f64 / 1000.0 * (1.0 + spread))
+}
+
+/// How long a failed password takes on a real Debian sshd: PAM sleeps its delay randomized
+/// the Linux-PAM way (base × (1 + mean of three uniforms − ½)), then sshd's
+/// `ensure_minimum_time_since` doubles the user's delay until it exceeds the time spent
+/// and sleeps the rest. The answer therefore lands on d·2ᵏ (≈1.9 s or ≈3.8 s for the 2 s
+/// default), which is what clients measure against the real daemon.
+pub fn failure_delay(base_ms: u64, user_delay_s: f64, rng: &mut impl Rng) -> Duration {
+    let pam = pam_delay(base_ms, rng).as_secs_f64();
+    let mut total = user_delay_s.max(MIN_FAIL_DELAY_S);
+    // Bounded: pam ≤ 15 s and total ≥ 5 ms, so at most 12 doublings.
+    while total < pam {
+        total *= 2.0;
+    }
+    Duration::from_secs_f64(total)
+}
 
 /// The emulator: one per service process.
 pub struct Ssh {
     config: Arc<russh::server::Config>,
     shells: ShellCache,
     failure_delay_ms: u64,
+    timing_secret: [u8; 32],
     sessions: std::sync::atomic::AtomicU32,
 }
 
@@ -77,6 +114,7 @@ pub fn build(ctx: &ServiceCtx) -> Result<Arc<dyn Emulator>, Error> {
         config: Arc::new(config),
         shells: ShellCache::new(persona.clone(), started),
         failure_delay_ms,
+        timing_secret: persona.derive("ssh-timing-secret"),
         sessions: std::sync::atomic::AtomicU32::new(0),
     }))
 }
@@ -379,12 +417,12 @@ impl russh::server::Handler for SshConn {
             self.user = Some(user.to_owned());
             return Ok(Auth::Accept);
         }
-        // PAM's failure delay, randomized by up to a quarter like Linux-PAM does.
-        let base = self.failure_delay_ms;
-        if base > 0 {
-            let jitter = rand::thread_rng().gen_range(0.75..1.25);
-            tokio::time::sleep(Duration::from_millis((base as f64 * jitter) as u64)).await;
-        }
+        let delay = failure_delay(
+            self.failure_delay_ms,
+            user_delay(&self.emulator.timing_secret, user),
+            &mut rand::thread_rng(),
+        );
+        tokio::time::sleep(delay).await;
         self.fail().await;
         Ok(reject())
     }
@@ -409,6 +447,12 @@ impl russh::server::Handler for SshConn {
                 .field("key_type", offer.algorithm.as_str())
                 .field("fingerprint", key.fingerprint(HashAlg::Sha256).to_string()),
         );
+        // sshd's minimum failure time applies to public keys too.
+        tokio::time::sleep(Duration::from_secs_f64(user_delay(
+            &self.emulator.timing_secret,
+            user,
+        )))
+        .await;
         self.fail().await;
         Ok(reject())
     }
@@ -676,5 +720,32 @@ impl russh::server::Handler for SshConn {
             self.ctx.emit(rec.finish());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn failure_delays_land_on_doublings_of_the_user_delay() {
+        let secret = [7u8; 32];
+        let d = user_delay(&secret, "root");
+        assert!((0.005..0.0093).contains(&d), "{d}");
+        assert_ne!(d, user_delay(&secret, "admin"));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..400 {
+            let t = failure_delay(2_000, d, &mut rng).as_secs_f64();
+            let k = (t / d).log2();
+            assert!((k - k.round()).abs() < 1e-9, "{t} is not d·2^k");
+            assert!((1.0 - 1e-9..=3.0 * 2.0).contains(&t), "{t}");
+            seen.insert(k.round() as i32);
+        }
+        // Both the short and the long answer of a real sshd occur.
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        // No PAM delay: only sshd's few milliseconds.
+        assert!(failure_delay(0, d, &mut rng).as_secs_f64() < 0.01);
     }
 }

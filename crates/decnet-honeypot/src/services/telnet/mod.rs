@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use decnet_wire::telnet::{self, Telnet};
-use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Error;
@@ -20,7 +19,8 @@ use crate::transcript::{Recorder, Stream};
 
 /// Login attempts per connection before `login` gives up (busybox/util-linux: 3).
 pub const MAX_LOGIN_TRIES: u32 = 3;
-/// `login`'s delay after a wrong password (`FAIL_DELAY` in Debian's login.defs).
+/// `login`'s delay after a wrong password (`FAIL_DELAY` in Debian's login.defs), which
+/// Linux-PAM randomizes between half and one and a half times.
 pub const FAILURE_DELAY_MS: u64 = 3_000;
 /// Longest wait for the user name or password (util-linux `LOGIN_TIMEOUT`).
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -238,11 +238,9 @@ impl Emulator for TelnetService {
                     user = Some(name);
                     break;
                 }
-                let jitter = rand::thread_rng().gen_range(0.75..1.25);
-                tokio::time::sleep(Duration::from_millis(
-                    (self.failure_delay_ms as f64 * jitter) as u64,
-                ))
-                .await;
+                let delay =
+                    crate::services::ssh::pam_delay(self.failure_delay_ms, &mut rand::thread_rng());
+                tokio::time::sleep(delay).await;
                 if !s.write(b"Login incorrect\r\n\r\n").await {
                     return;
                 }
