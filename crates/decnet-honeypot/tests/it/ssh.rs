@@ -292,3 +292,99 @@ fn nmap_identifies_the_persona_openssh() {
     assert!(text.contains("OpenSSH 9.2p1 Debian 2+deb12u3"), "{text}");
     assert!(!text.to_lowercase().contains("honeypot"), "{text}");
 }
+
+/// The server's KEXINIT lists as `ssh -vvv` prints them ("KEX algorithms: a,b", ...).
+fn kexinit(port: u16) -> Vec<String> {
+    let out = Command::new("ssh")
+        .args(ssh_opts(port))
+        .args(["-vvv", "-o", "BatchMode=yes", "nobody@127.0.0.1", "true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .skip_while(|l| !l.contains("peer server KEXINIT proposal"))
+        .skip(1)
+        .take(8)
+        .map(|l| l.trim_start_matches("debug2: ").to_owned())
+        .collect()
+}
+
+#[test]
+fn kexinit_is_the_real_sshds_minus_what_russh_lacks() {
+    if require_tool("ssh") || require_tool("ssh-keygen") || require_tool("/usr/sbin/sshd") {
+        return;
+    }
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        assert_eq!(
+            std::env::var("DECNET_SKIP_LIVE").as_deref(),
+            Ok("1"),
+            "sshd needs root for this test"
+        );
+        return;
+    }
+    // The persona claims exactly the installed sshd's version.
+    let v = Command::new("/usr/sbin/sshd").arg("-V").output().unwrap();
+    let version_text = String::from_utf8_lossy(&v.stderr);
+    let version = version_text.split(',').next().unwrap().trim().to_owned();
+    assert!(version.starts_with("OpenSSH_"), "{version_text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = String::new();
+    let port = crate::support::free_port();
+    config.push_str(&format!(
+        "Port {port}\nListenAddress 127.0.0.1\nPidFile {}/sshd.pid\n",
+        dir.path().display()
+    ));
+    for t in ["rsa", "ecdsa", "ed25519"] {
+        let key = dir.path().join(format!("ssh_host_{t}_key"));
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", t, "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        config.push_str(&format!("HostKey {}\n", key.display()));
+    }
+    let config_path = dir.path().join("sshd_config");
+    std::fs::write(&config_path, config).unwrap();
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let mut sshd = Command::new("/usr/sbin/sshd")
+        .arg("-D")
+        .arg("-f")
+        .arg(&config_path)
+        .arg("-E")
+        .arg(dir.path().join("sshd.log"))
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "sshd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let real = kexinit(port);
+    let _ = sshd.kill();
+    let _ = sshd.wait();
+    assert_eq!(real.len(), 8, "{real:?}");
+
+    let decky = Decky::start(
+        "ssh",
+        &[("DECNET_DISTRO", "debian"), ("SSH_VERSION", &version)],
+        1,
+    );
+    let ours = kexinit(decky.ports[0]);
+    // Documented gaps: russh has no Streamlined NTRU Prime kex and no UMAC.
+    let expected: Vec<String> = real
+        .iter()
+        .map(|line| {
+            let (name, list) = line.split_once(": ").unwrap_or((line, ""));
+            let kept: Vec<&str> = list
+                .split(',')
+                .filter(|a| !a.starts_with("sntrup761") && !a.starts_with("umac-"))
+                .collect();
+            format!("{name}: {}", kept.join(","))
+        })
+        .collect();
+    assert_eq!(ours, expected);
+}
