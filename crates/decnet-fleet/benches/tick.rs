@@ -1,0 +1,2 @@
+//! Reconciler tick benchmark (filled in below).
+fn main() {}

@@ -1,0 +1,8 @@
+//! Integration tests of the fleet reconciler.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod mirror;
+mod reconcile;
+mod support;
+mod worker;
