@@ -57,10 +57,12 @@ wait_port() {
 }
 
 SEED="$(printf '5e%.0s' $(seq 1 32))"
-start_decky() { # service port [binary] -> pid
+start_decky() { # service port [binary] [extra args...] -> pid
+    local svc="$1" port="$2" bin="${3:-$BIN}"
+    shift 2; [ $# -gt 0 ] && shift
     NODE_NAME=bench DECNET_SEED="$SEED" DECNET_HOSTNAME=www.bench.example \
         SERVER_HEADER=nginx/1.22.1 DECNET_ARTIFACTS_DIR="$WORK/artifacts" \
-        "${3:-$BIN}" serve "$1" --bind 127.0.0.1 --port "$2" >/dev/null 2>&1 &
+        "$bin" serve "$svc" --bind 127.0.0.1 --port "$port" "$@" >/dev/null 2>&1 &
     echo $!
 }
 
@@ -75,6 +77,9 @@ ROUNDS="${BENCH_ROUNDS:-3}"
 DPORT="$(free_port)"
 DPID="$(start_decky http "$DPORT")"; PIDS+=("$DPID")
 wait_port "$DPORT"
+TPORT="$(free_port)"
+TPID="$(start_decky http "$TPORT" "$BIN" --threads 2)"; PIDS+=("$TPID")
+wait_port "$TPORT"
 BODY_LEN="$(curl -s "http://127.0.0.1:$DPORT/" | wc -c)"
 log "decnet-decky http on $DPORT (page: $BODY_LEN bytes)"
 
@@ -105,21 +110,24 @@ read -r NPID_ONE NPORT_ONE <<<"$(nginx_start 1)"; PIDS+=("$NPID_ONE")
 wait_port "$NPORT_AUTO"; wait_port "$NPORT_ONE"
 
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-: > "$WORK/ours"; : > "$WORK/auto"; : > "$WORK/one"
+: > "$WORK/ours"; : > "$WORK/ours2"; : > "$WORK/auto"; : > "$WORK/one"
 for round in $(seq 1 "$ROUNDS"); do
     log "round $round/$ROUNDS"
     rps "http://127.0.0.1:$DPORT/" >> "$WORK/ours"
+    rps "http://127.0.0.1:$TPORT/" >> "$WORK/ours2"
     rps "http://127.0.0.1:$NPORT_AUTO/index.html" >> "$WORK/auto"
     rps "http://127.0.0.1:$NPORT_ONE/index.html" >> "$WORK/one"
 done
 OURS="$(median < "$WORK/ours")"
+OURS2="$(median < "$WORK/ours2")"
 NGINX_AUTO="$(median < "$WORK/auto")"
 NGINX_ONE="$(median < "$WORK/one")"
 ALL_OURS="$(paste -sd' ' "$WORK/ours")"
+ALL_OURS2="$(paste -sd' ' "$WORK/ours2")"
 ALL_AUTO="$(paste -sd' ' "$WORK/auto")"
 ALL_ONE="$(paste -sd' ' "$WORK/one")"
 OURS_RSS_LOAD="$(awk '/VmHWM/ {print $2}' "/proc/$DPID/status")"
-kill "$DPID" "$NPID_AUTO" "$NPID_ONE" 2>/dev/null || true
+kill "$DPID" "$TPID" "$NPID_AUTO" "$NPID_ONE" 2>/dev/null || true
 
 # --- idle RSS -----------------------------------------------------------------------
 declare -A RSS ANON SRSS MRSS
@@ -169,6 +177,7 @@ default page (nginx's 403 page), emits one \`request\` event per request to stdo
 |---|---|---|---|
 | \`wrk -t2 -c50\` requests/s (median) vs nginx \`worker_processes auto\` | $OURS | $NGINX_AUTO | $(ratio "$OURS" "$NGINX_AUTO") |
 | \`wrk -t2 -c50\` requests/s (median) vs nginx \`worker_processes 1\` | $OURS | $NGINX_ONE | $(ratio "$OURS" "$NGINX_ONE") |
+| same, \`serve http --threads 2\` vs nginx \`worker_processes auto\` | $OURS2 | $NGINX_AUTO | $(ratio "$OURS2" "$NGINX_AUTO") |
 | peak RSS under the wrk load | $(mib "$OURS_RSS_LOAD") MiB | | |
 
 Idle memory of one \`decnet-decky serve <svc>\` process, 1 s after start (goal: 4 MiB RSS;
@@ -182,7 +191,7 @@ the binary and libc; "anonymous" is the process's own heap and stacks.
 | ftp | $(mib "${RSS[ftp]}") MiB | $(mib "${ANON[ftp]}") MiB | $(mib "${SRSS[ftp]}") MiB | $(mib "${MRSS[ftp]}") MiB |
 | smtp | $(mib "${RSS[smtp]}") MiB | $(mib "${ANON[smtp]}") MiB | $(mib "${SRSS[smtp]}") MiB | $(mib "${MRSS[smtp]}") MiB |
 
-All rounds (requests/s): decnet-decky $ALL_OURS; nginx auto $ALL_AUTO; nginx 1 worker $ALL_ONE.
+All rounds (requests/s): decnet-decky $ALL_OURS; decnet-decky --threads 2 $ALL_OURS2; nginx auto $ALL_AUTO; nginx 1 worker $ALL_ONE.
 Goal for http: at least 0.8x nginx's requests/s (floor 0.5x). wrk itself ($WRK_V) shares
 the two cores with the server under test.
 <!-- honeypot-http:end -->

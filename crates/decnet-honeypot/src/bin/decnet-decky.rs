@@ -43,6 +43,11 @@ enum Command {
         /// JSON persona file (instead of environment variables).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Runtime worker threads. 1 (the default) runs everything on one thread, the
+        /// smallest footprint; more only pays off for a decky under heavy load on a host
+        /// with idle cores.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        threads: u16,
     },
     /// Keep the decky's network namespace alive: reap children, exit on SIGTERM.
     Hold,
@@ -56,11 +61,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // One thread: a decky serves a handful of connections and must stay small.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // One thread by default: a decky serves a handful of connections and must stay small.
+    let threads = match &cli.command {
+        Command::Serve { threads, .. } => usize::from(*threads),
+        _ => 1,
+    };
+    let mut builder = if threads > 1 {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("decnet-decky: cannot start the async runtime: {e}");
@@ -74,6 +87,7 @@ fn main() -> ExitCode {
                 bind,
                 ports,
                 config,
+                threads: _,
             } => run_serve(&service, bind, &ports, config).await,
             Command::Hold => hold().await,
             Command::Services { json } => list_services(json),
