@@ -407,6 +407,7 @@ async fn dispatch_host(
     let guard = ctrl.lock_shards(&host.uuid).await;
     ctrl.note_generation(&host.uuid, generation);
     let written = ctrl.repo.replace_host_shards(&host.uuid, &rows).await;
+    ctrl.snapshot_written(&host.uuid, None);
     drop(guard);
     if let Err(e) = written {
         tracing::error!(host = %host.name, error = %e, "Could not record the deploy outcome");

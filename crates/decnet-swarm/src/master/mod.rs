@@ -75,7 +75,13 @@ pub struct Controller {
     lans: RwLock<HashMap<HostUuid, NetInfo>>,
     generations: std::sync::Mutex<HashMap<HostUuid, u64>>,
     stripes: Vec<tokio::sync::Mutex<()>>,
+    snapshots: std::sync::Mutex<HashMap<HostUuid, (u64, std::time::Instant)>>,
 }
+
+/// How long an unchanged heartbeat snapshot may go without being written again (the
+/// resolution of a shard's `last_seen`; the host's `last_heartbeat` is written on every
+/// heartbeat).
+pub const SNAPSHOT_REFRESH: Duration = Duration::from_secs(60);
 
 /// Stripes of the per-host shard-write lock.
 const SHARD_LOCK_STRIPES: usize = 64;
@@ -147,6 +153,7 @@ impl Controller {
             stripes: (0..SHARD_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            snapshots: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -196,6 +203,33 @@ impl Controller {
         match self.stripes.get(i) {
             Some(m) => m.lock().await,
             None => self.stripes[0].lock().await,
+        }
+    }
+
+    /// True when `digest` is the snapshot last written for `host` less than
+    /// [`SNAPSHOT_REFRESH`] ago (the write can be skipped).
+    fn snapshot_unchanged(&self, host: &HostUuid, digest: u64) -> bool {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(host)
+            .is_some_and(|(d, at)| *d == digest && at.elapsed() < SNAPSHOT_REFRESH)
+    }
+
+    /// Records the snapshot written for `host`; `None` forgets it (the next heartbeat
+    /// writes), used when a dispatch wrote the host's shards.
+    fn snapshot_written(&self, host: &HostUuid, digest: Option<u64>) {
+        let mut map = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match digest {
+            Some(d) => {
+                map.insert(host.clone(), (d, std::time::Instant::now()));
+            }
+            None => {
+                map.remove(host);
+            }
         }
     }
 

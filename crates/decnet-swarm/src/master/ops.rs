@@ -298,6 +298,7 @@ pub async fn teardown(
             };
             let ok = match result {
                 Ok(()) => {
+                    ctrl.snapshot_written(&h.uuid, None);
                     let cleaned = match &decky {
                         Some(d) => ctrl.repo.delete_shard(&h.uuid, d).await.map(|_| ()),
                         None => ctrl.repo.delete_shards_for_host(&h.uuid).await.map(|_| ()),
@@ -391,6 +392,7 @@ pub async fn decommission(
         .map_err(internal)?;
     ctrl.repo.delete_swarm_host(uuid).await.map_err(internal)?;
     ctrl.set_lan(uuid, None);
+    ctrl.snapshot_written(uuid, None);
     let dir = ctrl.worker_dir(&host.name);
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => {}

@@ -46,6 +46,21 @@ pub fn observed_state(status: &AgentStatus, name: &str) -> FleetState {
     }
 }
 
+/// A digest of what a heartbeat snapshot would write (deckies and their observed
+/// states), to skip rewriting an unchanged snapshot.
+pub fn snapshot_digest(status: &AgentStatus) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    status.deployed.hash(&mut h);
+    for d in &status.deckies {
+        serde_json::to_vec(d).unwrap_or_default().hash(&mut h);
+        observed_state(status, d.name.as_str())
+            .as_str()
+            .hash(&mut h);
+    }
+    h.finish()
+}
+
 /// The shard snapshot a heartbeat describes (empty when nothing is deployed).
 pub fn snapshot(
     host: &decnet_core::HostUuid,
@@ -139,10 +154,15 @@ pub async fn accept_heartbeat(
         return Ok(());
     }
     ctrl.note_generation(&host.uuid, beat.status.generation);
+    let digest = snapshot_digest(&beat.status);
+    if ctrl.snapshot_unchanged(&host.uuid, digest) {
+        return Ok(());
+    }
     ctrl.repo
         .replace_host_shards(&host.uuid, &snapshot(&host.uuid, &beat.status, now))
         .await
         .map_err(ApiError::from_store)?;
+    ctrl.snapshot_written(&host.uuid, Some(digest));
     Ok(())
 }
 
