@@ -194,6 +194,21 @@ the binary and libc; "anonymous" is the process's own heap and stacks.
 All rounds (requests/s): decnet-decky $ALL_OURS; decnet-decky --threads 2 $ALL_OURS2; nginx auto $ALL_AUTO; nginx 1 worker $ALL_ONE.
 Goal for http: at least 0.8x nginx's requests/s (floor 0.5x). wrk itself ($WRK_V) shares
 the two cores with the server under test.
+
+Findings. Per request decnet-decky does what nginx does (one read, one write of the
+response, all of it from memory) plus the \`request\` event: header JSON, an RFC 5424
+line and one more write to stdout. With the default page and the \`Server\` value rendered
+once and no body timer for body-less requests, one thread reaches the goal against
+nginx's two workers in this run. The machine is shared with other builds, and the ratio
+moves with that load: an earlier run (before those changes, under heavier load) gave 0.54x,
+because nginx's two worker processes then get two scheduler shares to our one.
+\`serve --threads 2\` was slower than one thread here (wrk holds the other core, and work
+moves between threads), so the default stays one thread, the smallest footprint; the
+option is for a decky on a host with idle cores. Idle memory is almost all file-backed
+pages of the binary and of libc (the process's own heap and stacks are 0.4 MiB); the
+shipped static build (\`decky\` profile, \`x86_64-unknown-linux-musl\`, which needs
+\`musl-tools\` to build ring) is under the 4 MiB goal for all four services; \`https\` is the
+largest because rustls, ring and the certificate generation run at start.
 <!-- honeypot-http:end -->
 MD
 )"
