@@ -7,6 +7,7 @@ pub mod enroll;
 pub mod heartbeat;
 pub mod reaper;
 pub mod relocalize;
+pub mod runtime;
 mod server;
 
 use std::net::SocketAddr;

@@ -11,6 +11,7 @@ use decnet_core::net::NetInfo;
 use decnet_store::Fingerprint;
 use decnet_swarm::agent::backend::{AgentBackend, FakeBackend};
 use decnet_swarm::agent::relocalize::{FixedLan, LanDetector};
+use decnet_swarm::agent::runtime::RuntimeBackend;
 use decnet_swarm::agent::{self, AgentBundle, AgentOptions, enroll, reaper};
 use decnet_swarm::proto::DEFAULT_AGENT_PORT;
 
@@ -146,23 +147,53 @@ fn fake_lan(env: &BTreeMap<String, String>) -> Result<Option<NetInfo>> {
     }))
 }
 
-fn backend_and_detector(
-    env: &BTreeMap<String, String>,
-) -> Result<(Arc<dyn AgentBackend>, Arc<dyn LanDetector>)> {
-    if let Some(fake) = FakeBackend::from_env(env) {
-        tracing::warn!(
-            "DECNET_TEST_FAKE_RUNTIME is set: this agent deploys NOTHING (test backend)"
-        );
-        eprintln!("decnet: warning: test backend in use, nothing will be deployed");
-        let detector: Arc<dyn LanDetector> = match fake_lan(env)? {
-            Some(lan) => Arc::new(FixedLan(lan)),
-            None => Arc::new(real_detector),
-        };
-        return Ok((Arc::new(fake), detector));
-    }
-    Err(anyhow::anyhow!(
-        "the Docker runtime backend of the agent is not available in this build yet"
-    ))
+/// A backend and the LAN detector that goes with it.
+type Runtime = (Arc<dyn AgentBackend>, Arc<dyn LanDetector>);
+
+/// The test backend when `DECNET_TEST_FAKE_RUNTIME` enables it (see
+/// [`FakeBackend`]), else `None`.
+fn fake_backend(env: &BTreeMap<String, String>) -> Result<Option<Runtime>> {
+    let Some(fake) = FakeBackend::from_env(env) else {
+        return Ok(None);
+    };
+    tracing::warn!("DECNET_TEST_FAKE_RUNTIME is set: this agent deploys NOTHING (test backend)");
+    eprintln!("decnet: warning: test backend in use, nothing will be deployed");
+    let detector: Arc<dyn LanDetector> = match fake_lan(env)? {
+        Some(lan) => Arc::new(FixedLan(lan)),
+        None => Arc::new(real_detector),
+    };
+    Ok(Some((Arc::new(fake), detector)))
+}
+
+/// The Docker backend: `DOCKER_HOST` when it names a unix socket, else the default
+/// socket; deckies go to project `DECNET_PROJECT` (default `decnet`).
+async fn docker_backend(ctx: &Ctx) -> Result<Arc<dyn AgentBackend>> {
+    let socket = match std::env::var("DOCKER_HOST").ok().as_deref() {
+        None | Some("") => None,
+        Some(h) => match h.strip_prefix("unix://") {
+            Some(path) => Some(path.to_owned()),
+            None => {
+                return Err(invalid(format!(
+                    "DOCKER_HOST={h}: only unix:///path sockets are supported"
+                )));
+            }
+        },
+    };
+    let engine = decnet_runtime::docker::DockerEngine::connect(socket.as_deref())
+        .await
+        .map_err(decnet_runtime::Error::Engine)
+        .context("connect to Docker")?;
+    let project = match std::env::var("DECNET_PROJECT") {
+        Ok(p) if !p.is_empty() => decnet_runtime::spec::Project::new(&p)?,
+        _ => decnet_runtime::spec::Project::default(),
+    };
+    Ok(Arc::new(RuntimeBackend::new(
+        Arc::new(engine),
+        Arc::new(decnet_runtime::hairpin::NetlinkHostNetwork),
+        ctx.settings.clone(),
+        project,
+        None,
+    )))
 }
 
 fn real_detector() -> decnet_swarm::Result<NetInfo> {
@@ -177,7 +208,15 @@ pub fn run(ctx: &Ctx, args: &AgentArgs) -> Result<Status> {
     let bundle = AgentBundle::load(&dir).map_err(swarm_err)?;
     let interval = seconds("--heartbeat-interval", args.heartbeat_interval)?;
     let env = decnet_env();
-    let (backend, detector) = backend_and_detector(&env)?;
+    let rt = runtime()?;
+    let (backend, detector) = match fake_backend(&env)? {
+        Some(pair) => pair,
+        None => {
+            let backend = rt.block_on(docker_backend(ctx))?;
+            let detector: Arc<dyn LanDetector> = Arc::new(real_detector);
+            (backend, detector)
+        }
+    };
     let mut reaper = reaper::Reaper::default();
     if let Some(d) = &args.reaper_dir {
         reaper.temp_dir.clone_from(d);
@@ -202,7 +241,7 @@ pub fn run(ctx: &Ctx, args: &AgentArgs) -> Result<Status> {
         agent_version: decnet_swarm::AGENT_VERSION.to_owned(),
         reaper,
     };
-    runtime()?.block_on(async move {
+    rt.block_on(async move {
         agent::run(bundle, backend, detector, opts, shutdown_signal())
             .await
             .map_err(swarm_err)
