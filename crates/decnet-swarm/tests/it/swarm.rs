@@ -525,6 +525,59 @@ async fn enrollment_rules() {
         & 0o777;
     assert_eq!(mode, 0o600);
 
+    // Renewal (SW-4): a fresh token for the enrolled host; the worker enrolls again with a
+    // new key; the new certificate is pinned and the old one revoked.
+    let old = decnet_swarm::agent::AgentBundle::load(d1.path()).unwrap();
+    let req = decnet_swarm::proto::EnrollRequest {
+        name: "w9".into(),
+        address: "127.0.0.9".into(),
+        agent_port: 8765,
+        sans: vec![],
+        notes: None,
+        use_ipvlan: false,
+        renew: true,
+        csr_pem: None,
+    };
+    let (_, renewal): (_, decnet_swarm::proto::EnrollResponse) =
+        m.op.call(
+            Method::POST,
+            "/swarm/enroll",
+            Some(&req),
+            &[StatusCode::CREATED],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(renewal.host_uuid, t.host_uuid);
+    let renewed = decnet_swarm::agent::enroll::enroll_online(
+        d1.path(),
+        &m.worker_url,
+        renewal.token.as_deref().unwrap(),
+        renewal.controller_fingerprint.clone(),
+    )
+    .await
+    .unwrap();
+    assert_ne!(renewed.identity.fingerprint, old.identity.fingerprint);
+    let row = host_row(&m, &t.host_uuid).await.unwrap();
+    assert_eq!(
+        row.client_cert_fingerprint.as_ref(),
+        Some(&renewed.identity.fingerprint)
+    );
+    assert!(
+        m.ctrl
+            .repo
+            .is_fingerprint_revoked(&old.identity.fingerprint)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !m.ctrl
+            .repo
+            .is_fingerprint_revoked(&renewed.identity.fingerprint)
+            .await
+            .unwrap()
+    );
+
     // Offline flow: CSR file → signed bundle (no key) → installed with the pending key.
     let worker = tempfile::tempdir().unwrap();
     let csr = decnet_swarm::agent::enroll::offline_request(worker.path()).unwrap();
@@ -655,4 +708,103 @@ async fn dispatch_refuses_before_sending() {
             .len(),
         1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_listener_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = decnet_store::open(&decnet_store::StoreConfig::sqlite(
+        dir.path().join("db.sqlite"),
+    ))
+    .await
+    .unwrap();
+    let op_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let wk_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut opts = decnet_swarm::master::ControllerOptions {
+        operator_listen: op_l.local_addr().unwrap(),
+        operator_tls: true,
+        worker_listen: wk_l.local_addr().unwrap(),
+        advertise_url: None,
+        extra_sans: vec![],
+        heartbeat_interval: INTERVAL,
+        token_ttl: Duration::from_secs(60),
+        ca_dir: dir.path().join("ca"),
+        master_dir: dir.path().join("master"),
+    };
+    // A plaintext operator listener off loopback is refused before anything is bound.
+    let mut plain = opts.clone();
+    plain.operator_tls = false;
+    plain.operator_listen = "0.0.0.0:0".parse().unwrap();
+    let ctrl =
+        std::sync::Arc::new(decnet_swarm::master::Controller::new(repo.clone(), plain).unwrap());
+    let err = decnet_swarm::master::run(ctrl, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(err.is_validation(), "{err}");
+
+    opts.operator_tls = true;
+    let ctrl = std::sync::Arc::new(decnet_swarm::master::Controller::new(repo, opts).unwrap());
+    let url = format!("https://{}", op_l.local_addr().unwrap());
+    tokio::spawn(decnet_swarm::master::run_on(
+        ctrl.clone(),
+        op_l,
+        wk_l,
+        std::future::pending(),
+    ));
+    let as_id = |id: &Identity| {
+        let tls = client_config(
+            Some(id),
+            Some(&id.ca_pem),
+            ServerPin {
+                fingerprint: ctrl.swarmctl.fingerprint.clone(),
+                role: Role::Swarmctl,
+            },
+        )
+        .unwrap();
+        HttpClient::tls(&url, tls).unwrap()
+    };
+    // The operator identity is accepted; a certificate of another role is not.
+    let (code, _) = as_id(&ctrl.operator)
+        .send(Method::GET, "/swarm/hosts", None, None)
+        .await
+        .unwrap();
+    assert_eq!(code, StatusCode::OK);
+    let (code, _) = as_id(&ctrl.swarmctl)
+        .send(Method::GET, "/swarm/hosts", None, None)
+        .await
+        .unwrap();
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    // Without a client certificate the TLS handshake itself fails.
+    let tls = client_config(
+        None,
+        Some(&ctrl.operator.ca_pem),
+        ServerPin {
+            fingerprint: ctrl.swarmctl.fingerprint.clone(),
+            role: Role::Swarmctl,
+        },
+    )
+    .unwrap();
+    let anon = HttpClient::tls(&url, tls).unwrap();
+    assert!(
+        anon.send(Method::GET, "/swarm/hosts", None, None)
+            .await
+            .is_err()
+    );
+    // A server other than the pinned controller is refused by the client.
+    let tls = client_config(
+        Some(&ctrl.operator),
+        Some(&ctrl.operator.ca_pem),
+        ServerPin {
+            fingerprint: ctrl.master.fingerprint.clone(),
+            role: Role::Swarmctl,
+        },
+    )
+    .unwrap();
+    let wrong_pin = HttpClient::tls(&url, tls).unwrap();
+    assert!(matches!(
+        wrong_pin
+            .send(Method::GET, "/swarm/hosts", None, None)
+            .await,
+        Err(Error::Transport { .. })
+    ));
 }
