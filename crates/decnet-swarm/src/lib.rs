@@ -13,7 +13,9 @@
 //! - [`client`]: JSON clients, the pinned [`client::AgentClient`] and the
 //!   [`client::OperatorClient`];
 //! - [`agent`]: the worker agent (bundle, routes, queue, relocalize, heartbeat,
-//!   enrollment, self-destruct reaper) over an [`agent::backend::AgentBackend`];
+//!   enrollment, self-destruct reaper) over an [`agent::backend::AgentBackend`]:
+//!   [`agent::runtime::RuntimeBackend`] drives Docker through `decnet-runtime`,
+//!   [`agent::backend::FakeBackend`] is the in-memory double for tests;
 //! - [`master`]: the controller (operator and worker listeners, enrollment, dispatch with
 //!   partial success, heartbeat intake, liveness sweeper, decommission).
 //!
