@@ -238,7 +238,8 @@ fn nmap_identifies_the_persona_product() {
 }
 
 /// Runs the packaged nginx with a throwaway configuration; killed on drop (the
-/// directory is kept alive with it).
+/// directory is kept alive with it). `master_process off` keeps it to one process, so
+/// killing the child leaves no orphaned worker behind.
 struct Nginx {
     child: Child,
     _dir: tempfile::TempDir,
@@ -257,7 +258,7 @@ fn start_nginx(port: u16) -> Nginx {
     std::fs::write(
         dir.path().join("nginx.conf"),
         format!(
-            "daemon off;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n access_log off;\n client_body_temp_path {p}/b; proxy_temp_path {p}/p; fastcgi_temp_path {p}/f; uwsgi_temp_path {p}/u; scgi_temp_path {p}/s;\n server {{ listen 127.0.0.1:{port}; location / {{ return 403; }} }}\n}}\n"
+            "daemon off;\nmaster_process off;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n access_log off;\n client_body_temp_path {p}/b; proxy_temp_path {p}/p; fastcgi_temp_path {p}/f; uwsgi_temp_path {p}/u; scgi_temp_path {p}/s;\n server {{ listen 127.0.0.1:{port}; location / {{ return 403; }} }}\n}}\n"
         ),
     )
     .unwrap();
