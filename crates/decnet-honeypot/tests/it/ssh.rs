@@ -388,3 +388,63 @@ fn kexinit_is_the_real_sshds_minus_what_russh_lacks() {
         .collect();
     assert_eq!(ours, expected);
 }
+
+#[test]
+fn offered_public_key_is_captured_and_refused() {
+    if require_tool("ssh") || require_tool("ssh-keygen") {
+        return;
+    }
+    let mut decky = start("debian", None);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id_ed25519");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let public = std::fs::read_to_string(dir.path().join("id_ed25519.pub")).unwrap();
+    let fingerprint = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(&key)
+        .output()
+        .unwrap();
+    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let out = Command::new("ssh")
+        .args(ssh_opts(decky.ports[0]))
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-i",
+        ])
+        .arg(&key)
+        .args(["admin@127.0.0.1", "id"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied (publickey,password)"),
+        "{out:?}"
+    );
+    let auth = decky.wait_for("auth_attempt", Duration::from_secs(10));
+    assert_eq!(auth.param("principal"), Some("admin"));
+    assert_eq!(auth.param("secret_kind"), Some("ssh_public_key"));
+    assert_eq!(auth.param("mechanism"), Some("publickey"));
+    assert_eq!(auth.param("outcome"), Some("failure"));
+    assert_eq!(auth.param("fingerprint"), Some(fingerprint.as_str()));
+    let blob = public.split_whitespace().nth(1).unwrap();
+    assert!(
+        auth.param("secret_printable").unwrap().contains(blob),
+        "{auth:?}"
+    );
+    assert_has_source(&auth);
+}
