@@ -578,7 +578,10 @@ mod tests {
         );
         assert_eq!(used, 36);
         // Redis' strchr never finds a newline after a NUL byte: the request waits.
-        assert_eq!(decode(b"GET a\0b c\n"), Ok(Decoded::NeedMore { min_len: 11 }));
+        assert_eq!(
+            decode(b"GET a\0b c\n"),
+            Ok(Decoded::NeedMore { min_len: 11 })
+        );
         assert_eq!(decode(b"*1\0\r\n"), Ok(Decoded::NeedMore { min_len: 6 }));
         assert_eq!(command(b"PING\n").0, [b"PING".to_vec()]);
         assert_eq!(decode(b"\r\n"), Ok(Decoded::Empty { consumed: 2 }));

@@ -139,13 +139,14 @@ fn wait_port(addr: SocketAddr) {
     }
 }
 
-/// Sends `request` on a fresh connection and collects the reply until the server stays
-/// quiet for a moment or closes.
+/// Sends `request` on a fresh connection, half-closes it and collects everything the
+/// server answers before it closes in turn (both servers answer what they have read
+/// before they notice the end of the input).
 fn exchange(port: u16, request: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(request).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 65536];
     loop {

@@ -28,17 +28,71 @@ async fn exchange(client: &mut DuplexStream, request: &[u8], expected: &[u8]) {
     );
 }
 
-/// Sends `request` and reads one reply (whatever is available within a short wait).
-async fn ask(client: &mut DuplexStream, request: &[u8]) -> Vec<u8> {
+/// Length of the complete RESP reply at the start of `buf`, if it is all there.
+fn reply_len(buf: &[u8]) -> Option<usize> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let head = &buf[1..line_end];
+    let n = || std::str::from_utf8(head).ok()?.parse::<i64>().ok();
+    let after = line_end + 2;
+    match buf.first()? {
+        b'+' | b'-' | b':' | b'_' => Some(after),
+        b'$' => match n()? {
+            -1 => Some(after),
+            len => {
+                let end = after + usize::try_from(len).ok()? + 2;
+                (buf.len() >= end).then_some(end)
+            }
+        },
+        b'*' | b'%' => {
+            let items = n()?;
+            let items = if buf[0] == b'%' { items * 2 } else { items };
+            let mut at = after;
+            for _ in 0..items.max(0) {
+                at += reply_len(&buf[at..])?;
+            }
+            Some(at)
+        }
+        _ => None,
+    }
+}
+
+/// Sends `request` and reads exactly `n` complete replies.
+async fn ask_n(client: &mut DuplexStream, request: &[u8], n: usize) -> Vec<u8> {
     send(client, request).await;
     let mut got = Vec::new();
     let mut buf = [0u8; 65536];
     loop {
-        match tokio::time::timeout(Duration::from_millis(100), client.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
-            _ => return got,
+        let mut at = 0;
+        let mut complete = 0;
+        while complete < n {
+            match reply_len(&got[at..]) {
+                Some(len) => {
+                    at += len;
+                    complete += 1;
+                }
+                None => break,
+            }
         }
+        if complete == n {
+            assert_eq!(at, got.len(), "more than {n} replies");
+            return got;
+        }
+        let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+            .await
+            .expect("reply in time")
+            .unwrap();
+        assert!(
+            read > 0,
+            "closed before {n} replies: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..read]);
     }
+}
+
+/// Sends `request` and reads one complete reply.
+async fn ask(client: &mut DuplexStream, request: &[u8]) -> Vec<u8> {
+    ask_n(client, request, 1).await
 }
 
 /// Sends `request` and reads one line reply (up to CRLF).
@@ -165,7 +219,8 @@ async fn basic_transcript_matches_redis_7() {
         b"-ERR user_script:1: Script attempted to access nonexistent global variable 'package' script: ",
     )
     .await;
-    let _ = ask(&mut c, b"").await;
+    // The rest of the EVAL error line.
+    ask_line(&mut c, b"").await;
     exchange(&mut c, b"quit\r\nping\r\n", b"+OK\r\n").await;
     assert_eq!(read_to_end(&mut c).await, b"");
     task.await.unwrap();
@@ -340,9 +395,9 @@ async fn command_events_collapse_repeats_and_hide_passwords() {
     for _ in 0..500 {
         burst.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
     }
-    let reply = ask(&mut c, &burst).await;
+    let reply = ask_n(&mut c, &burst, 500).await;
     assert_eq!(reply.len(), 500 * 7);
-    let _ = ask(&mut c, b"get foo\r\nget foo\r\nconfig get dir\r\n").await;
+    ask_n(&mut c, b"get foo\r\nget foo\r\nconfig get dir\r\n", 3).await;
     drop(c);
     task.await.unwrap();
     insta::assert_snapshot!(render(&sink, &[]), @r#"
