@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
+use sha2::Digest as _;
 
 use crate::persona::Persona;
 
@@ -145,7 +146,6 @@ impl Facts {
     }
 }
 
-use sha2::Digest as _;
 
 /// Redis' `bytesToHuman`.
 pub fn human(n: u64) -> String {
