@@ -146,7 +146,6 @@ impl Facts {
     }
 }
 
-
 /// Redis' `bytesToHuman`.
 pub fn human(n: u64) -> String {
     let n_f = n as f64;
