@@ -146,7 +146,7 @@ pub(crate) fn run(
         "sudo" => sudo(sh, s, &args, ctx),
         "su" => su(sh, s, &args),
         "wget" => download(sh, s, "wget", &args, ctx),
-        "curl" if !bb => download(sh, s, "curl", &args, ctx),
+        "curl" => download(sh, s, "curl", &args, ctx),
         "tftp" | "ftpget" => download(sh, s, &name, &args, ctx),
         "ps" => ps(sh, s, &args, ctx.now),
         "free" => free(sh, &args),
@@ -228,8 +228,99 @@ pub(crate) fn run(
             10,
         ),
         "last" => last(sh, s, ctx.now),
+        "apt" | "apt-get" if matches!(sh.host.family, Family::Debian | Family::Ubuntu) => {
+            apt(s, &args)
+        }
+        "yum" | "dnf" if matches!(sh.host.family, Family::Rhel | Family::Centos7) => {
+            yum(s, &name, &args)
+        }
+        "apk" if bb => apk(s, &args),
+        _ if installed(sh, &name) => Ran::ok(""),
         _ => Ran::fail(sh.not_found(s, typed), 127),
     }
+}
+
+/// Whether `name` is one of the system's programs (then it "runs" silently).
+fn installed(sh: &Shell, name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('/')
+        && ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+            .iter()
+            .any(|dir| sh.fs.get(&format!("{dir}/{name}")).is_some())
+}
+
+/// The first operand after an install verb.
+fn package_operand<'a>(args: &[&'a str]) -> Option<&'a str> {
+    args.iter().skip(1).find(|a| !a.starts_with('-')).copied()
+}
+
+fn apt(s: &Session, args: &[&str]) -> Ran {
+    let verb = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .copied()
+        .unwrap_or("");
+    if !matches!(verb, "install" | "update" | "upgrade" | "remove" | "purge") {
+        return Ran::fail(
+            "E: Invalid operation\n".replace("operation", &format!("operation {verb}")),
+            100,
+        );
+    }
+    if s.user.uid != 0 {
+        return Ran::fail(
+            "E: Could not open lock file /var/lib/dpkg/lock-frontend - open (13: Permission denied)\nE: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), are you root?\n",
+            100,
+        );
+    }
+    if verb == "update" || verb == "upgrade" {
+        return Ran::fail(
+            "Err:1 http://deb.debian.org/debian bookworm InRelease\n  Temporary failure resolving 'deb.debian.org'\nReading package lists... Done\nW: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Temporary failure resolving 'deb.debian.org'\nW: Some index files failed to download. They have been ignored, or old ones used instead.\n",
+            0,
+        );
+    }
+    let pkg = package_operand(args).unwrap_or("");
+    // One stream, so the terminal shows apt's order.
+    Ran {
+        out: format!(
+            "Reading package lists... Done\nBuilding dependency tree... Done\nReading state information... Done\nE: Unable to locate package {pkg}\n"
+        ),
+        err: String::new(),
+        status: 100,
+    }
+}
+
+fn yum(s: &Session, name: &str, args: &[&str]) -> Ran {
+    if s.user.uid != 0 {
+        return Ran::fail(
+            "Error: This command has to be run with superuser privileges (under the root user on most systems).\n",
+            1,
+        );
+    }
+    let pkg = package_operand(args).unwrap_or("");
+    let _ = name;
+    Ran {
+        out: String::new(),
+        err: format!(
+            "Errors during downloading metadata for repository 'baseos':\n  - Curl error (6): Couldn't resolve host name for https://mirrors.rockylinux.org/mirrorlist?arch=x86_64&repo=BaseOS-9\nError: Failed to download metadata for repo 'baseos': Cannot prepare internal mirrorlist: Curl error (6): Couldn't resolve host name\nNo match for argument: {pkg}\n"
+        ),
+        status: 1,
+    }
+}
+
+fn apk(s: &Session, args: &[&str]) -> Ran {
+    if s.user.uid != 0 {
+        return Ran::fail(
+            "ERROR: Unable to lock database: Permission denied\nERROR: Failed to open apk database: Permission denied\n",
+            99,
+        );
+    }
+    let pkg = package_operand(args).unwrap_or("");
+    Ran::fail(
+        format!(
+            "WARNING: fetching https://dl-cdn.alpinelinux.org/alpine/v3.19/main: DNS lookup error\nERROR: unable to select packages:\n  {pkg} (no such package):\n    required by: world[{pkg}]\n"
+        ),
+        1,
+    )
 }
 
 fn is_assignment(w: &str) -> bool {
@@ -1189,26 +1280,25 @@ fn su(sh: &Shell, s: &mut Session, args: &[&str]) -> Ran {
 }
 
 fn download(sh: &Shell, s: &Session, tool: &str, args: &[&str], ctx: &mut Ctx<'_>) -> Ran {
-    let takes_value = |a: &str| {
-        matches!(
+    let takes_value = |a: &str| match tool {
+        "curl" => matches!(
             a,
-            "-O" | "-o"
-                | "-P"
-                | "-U"
+            "-o" | "-H"
                 | "-A"
-                | "-H"
-                | "-e"
-                | "-d"
-                | "-X"
                 | "-u"
+                | "-X"
+                | "-d"
+                | "-e"
+                | "-T"
+                | "-x"
+                | "-m"
                 | "--output"
                 | "--user-agent"
-                | "-T"
-                | "-t"
-                | "-l"
-                | "-r"
-                | "-g"
-        )
+        ),
+        _ => matches!(
+            a,
+            "-O" | "-o" | "-P" | "-U" | "-e" | "-t" | "-T" | "-l" | "-r"
+        ),
     };
     let mut url = None;
     let mut silent = false;
@@ -1235,6 +1325,19 @@ fn download(sh: &Shell, s: &Session, tool: &str, args: &[&str], ctx: &mut Ctx<'_
             url = Some(a.to_owned());
         }
         i += 1;
+    }
+    if tool == "curl" && sh.host.family.busybox() {
+        // Not installed on Alpine: the attempt is recorded, the shell says so.
+        if let Some(url) = &url {
+            ctx.events.push(
+                Event::from_peer(kind::DOWNLOAD_ATTEMPT, s.peer)
+                    .field("url", url.clone())
+                    .field("tool", tool)
+                    .field("cwd", s.cwd.clone())
+                    .field("user", s.user.name.clone()),
+            );
+        }
+        return Ran::fail(sh.not_found(s, "curl"), 127);
     }
     let Some(url) = url else {
         return match tool {

@@ -158,6 +158,38 @@ fn exact_answers_debian() {
 }
 
 #[test]
+fn installed_programs_and_package_managers() {
+    let shell = Shell::new(&persona("debian", "11"), None, START);
+    let mut s = shell.session("root", peer(), Mode::Exec, NOW, 0);
+    // A program that exists runs silently; one that does not is "not found".
+    let o = shell.run_line(&mut s, "python3 -c 'print(1)'", NOW);
+    assert_eq!((o.text.as_str(), s.status), ("", 0));
+    assert_eq!(
+        shell.run_line(&mut s, "which python3", NOW).text,
+        "/usr/bin/python3\n"
+    );
+    let o = shell.run_line(&mut s, "apt-get install -y masscan", NOW);
+    assert!(
+        o.text.ends_with("E: Unable to locate package masscan\n"),
+        "{}",
+        o.text
+    );
+    assert_eq!(s.status, 100);
+    let alpine = Shell::new(&persona("alpine", "11"), None, START);
+    let mut a = alpine.session("root", peer(), Mode::Interactive, NOW, 0);
+    assert!(
+        alpine
+            .run_line(&mut a, "apk add nmap", NOW)
+            .text
+            .contains("nmap (no such package)")
+    );
+    assert_eq!(
+        alpine.run_line(&mut a, "apt-get install x", NOW).text,
+        "-ash: apt-get: not found\n"
+    );
+}
+
+#[test]
 fn other_shells_and_users() {
     let alpine = Shell::new(&persona("alpine", "11"), None, START);
     let mut s = alpine.session("root", peer(), Mode::Interactive, NOW, 0);
