@@ -79,6 +79,35 @@ pub struct FleetDecky {
     pub updated_at: Timestamp,
 }
 
+/// The light view of a fleet row: what a reconcile pass needs to tell whether anything
+/// changed, without the config columns (whose decoding dominates a full listing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetSummary {
+    /// Host that runs it.
+    pub host_uuid: HostUuid,
+    /// Decky name.
+    pub name: DeckyName,
+    /// Observed aggregate state.
+    pub state: FleetState,
+    /// Last reconciler pass that observed the row.
+    pub last_observed: Option<Timestamp>,
+    /// Last write of any column: a row whose `updated_at` did not move has the same
+    /// services, address and config as when it was last read in full.
+    pub updated_at: Timestamp,
+}
+
+impl From<&FleetDecky> for FleetSummary {
+    fn from(d: &FleetDecky) -> Self {
+        Self {
+            host_uuid: d.host_uuid.clone(),
+            name: d.name.clone(),
+            state: d.state,
+            last_observed: d.last_observed,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
 /// The columns an upsert writes. Columns not listed here (`last_error`,
 /// `compose_hash`, `last_seen`, `last_observed`) keep their stored values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,6 +182,21 @@ pub trait FleetRepo: Send + Sync {
     /// # Errors
     /// [`Error::Database`], [`Error::Corrupt`].
     async fn list_fleet(&self, scope: &HostScope) -> Result<Vec<FleetDecky>>;
+
+    /// [`FleetRepo::list_fleet`] without the config columns: same rows, same order, one
+    /// query. The default derives it from `list_fleet`; the SQL stores select only these
+    /// columns.
+    ///
+    /// # Errors
+    /// [`Error::Database`], [`Error::Corrupt`].
+    async fn list_fleet_summary(&self, scope: &HostScope) -> Result<Vec<FleetSummary>> {
+        Ok(self
+            .list_fleet(scope)
+            .await?
+            .iter()
+            .map(FleetSummary::from)
+            .collect())
+    }
 
     /// One row.
     ///

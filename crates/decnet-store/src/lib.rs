@@ -56,7 +56,7 @@ pub mod users;
 
 pub use config::{DbType, StoreConfig, open};
 pub use error::{Error, Result};
-pub use fleet::{FleetDecky, FleetRepo, FleetState, FleetUpsert, HostScope};
+pub use fleet::{FleetDecky, FleetRepo, FleetState, FleetSummary, FleetUpsert, HostScope};
 pub use sql::{PostgresStore, SqliteStore};
 pub use swarm::{
     DeckyShard, ErrorUpdate, Fingerprint, HostStatus, NewSwarmHost, RevokedFingerprint,

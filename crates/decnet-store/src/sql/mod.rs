@@ -8,7 +8,7 @@ use std::str::FromStr;
 use decnet_core::{DeckyConfig, DeckyName, HostUuid};
 use serde_json::Value;
 
-use crate::fleet::{FleetDecky, FleetState};
+use crate::fleet::{FleetDecky, FleetState, FleetSummary};
 use crate::swarm::{DeckyShard, Fingerprint, HostStatus, RevokedFingerprint, SwarmHost};
 use crate::telemetry::{Artifact, Credential, JsonObject, LogRow};
 use crate::users::{Role, User};
@@ -144,6 +144,36 @@ impl TryFrom<FleetRaw> for FleetDecky {
             updated_at: ts(r.updated_at),
         })
     }
+}
+
+/// One fleet summary as the JSON aggregate spells it:
+/// `[host_uuid, name, state, last_observed, updated_at]`.
+type FleetSummaryJson = (String, String, String, Option<i64>, i64);
+
+/// Decodes the JSON aggregate of fleet summaries (`None`: no row) and orders it like
+/// `list_fleet` (name, then host, byte order), which an aggregate does not promise.
+pub(crate) fn fleet_summaries(text: Option<&str>) -> Result<Vec<FleetSummary>> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let raw: Vec<FleetSummaryJson> =
+        serde_json::from_str(text).map_err(|e| Error::corrupt("fleet summary", e))?;
+    let mut rows = raw
+        .into_iter()
+        .map(|(host_uuid, name, state, last_observed, updated_at)| {
+            Ok(FleetSummary {
+                host_uuid: host(host_uuid)?,
+                name: decky_name(name)?,
+                state: fleet_state(&state)?,
+                last_observed: opt_ts(last_observed),
+                updated_at: ts(updated_at),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    rows.sort_by(|a, b| {
+        (a.name.as_str(), a.host_uuid.as_str()).cmp(&(b.name.as_str(), b.host_uuid.as_str()))
+    });
+    Ok(rows)
 }
 
 pub(crate) const HOST_COLS: &str = "uuid, name, address, agent_port, status, last_heartbeat, \

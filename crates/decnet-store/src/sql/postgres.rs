@@ -21,6 +21,10 @@ impl PostgresStore {
     const LEAST: &'static str = "LEAST";
     const GREATEST: &'static str = "GREATEST";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    /// The fleet summary columns of every selected row as one JSON array of arrays
+    /// (NULL when no row is selected).
+    const FLEET_SUMMARY_JSON: &'static str =
+        "json_agg(json_build_array(host_uuid, name, state, last_observed, updated_at))::text";
 
     async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Postgres>> {
         self.pool.begin().await

@@ -1,7 +1,8 @@
 //! `sql_repository!`: the trait impls shared by the SQLite and PostgreSQL stores.
 
 /// Implements every repository trait for `$store` (a struct with `pool: Pool<$db>`,
-/// the dialect constants `LIKE`, `LEAST`, `GREATEST`, `FOR_UPDATE`, and
+/// the dialect constants `LIKE`, `LEAST`, `GREATEST`, `FOR_UPDATE`, `FLEET_SUMMARY_JSON`,
+/// and
 /// `async fn begin_write(&self) -> sqlx::Result<Transaction<'static, $db>>`).
 macro_rules! sql_repository {
     ($store:ident, $db:ty) => {
@@ -10,13 +11,15 @@ macro_rules! sql_repository {
         use serde_json::Value;
         use sqlx::QueryBuilder;
 
-        use crate::fleet::{FleetDecky, FleetRepo, FleetState, FleetUpsert, HostScope};
+        use crate::fleet::{
+            FleetDecky, FleetRepo, FleetState, FleetSummary, FleetUpsert, HostScope,
+        };
         use crate::limits::{self, MAX_BATCH};
         use crate::sql::{
             ARTIFACT_COLS, ATTACKER_COLS, ArtifactRaw, AttackerRaw, CREDENTIAL_COLS,
             CredentialRaw, FLEET_COLS, FleetRaw, HOST_COLS, HostRaw, LOG_COLS, LogRaw,
             RevokedRaw, SHARD_COLS, ShardRaw, USER_COLS, UserRaw, assemble_attackers, convert,
-            db, is_fk_violation, is_unique_violation, json_value, like_pattern, to_i64,
+            db, fleet_summaries, is_fk_violation, is_unique_violation, json_value, like_pattern, to_i64,
         };
         use crate::swarm::{
             self, DeckyShard, Fingerprint, HostStatus, NewSwarmHost, RevokedFingerprint,
@@ -192,6 +195,24 @@ macro_rules! sql_repository {
                 }
                 .map_err(db("listing fleet deckies"))?;
                 convert(rows)
+            }
+
+            async fn list_fleet_summary(&self, scope: &HostScope) -> Result<Vec<FleetSummary>> {
+                // One row carrying a JSON array: the drivers hand rows over one at a time
+                // (SQLite's through a worker thread), which at thousands of rows costs
+                // more than the query; one text value and one parse cost a third of it.
+                let select = format!("SELECT {} FROM fleet_deckies", Self::FLEET_SUMMARY_JSON);
+                let text: Option<String> = match scope {
+                    HostScope::All => sqlx::query_scalar(&select).fetch_one(&self.pool).await,
+                    HostScope::Host(h) => {
+                        sqlx::query_scalar(&format!("{select} WHERE host_uuid = $1"))
+                            .bind(h.as_str())
+                            .fetch_one(&self.pool)
+                            .await
+                    }
+                }
+                .map_err(db("listing fleet summaries"))?;
+                fleet_summaries(text.as_deref())
             }
 
             async fn get_fleet_decky(

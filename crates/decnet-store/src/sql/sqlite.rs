@@ -25,6 +25,9 @@ impl SqliteStore {
     const LEAST: &'static str = "MIN";
     const GREATEST: &'static str = "MAX";
     const FOR_UPDATE: &'static str = "";
+    /// The fleet summary columns of every selected row as one JSON array of arrays.
+    const FLEET_SUMMARY_JSON: &'static str =
+        "json_group_array(json_array(host_uuid, name, state, last_observed, updated_at))";
 
     async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
         self.pool.begin_with("BEGIN IMMEDIATE").await

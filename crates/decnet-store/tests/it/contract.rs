@@ -8,7 +8,7 @@ use decnet_core::{DeckyConfig, DeckyName, HostUuid};
 use decnet_store::limits::{MAX_BATCH, MAX_ERROR_LEN, MAX_PAGE_SIZE, MAX_SERVICES};
 use decnet_store::{
     AttackerObservation, AttackerQuery, CredentialFilter, Error, ErrorUpdate, Fingerprint,
-    FleetState, FleetUpsert, HostScope, HostStatus, LogFilter, LogQuery, NewArtifact,
+    FleetState, FleetSummary, FleetUpsert, HostScope, HostStatus, LogFilter, LogQuery, NewArtifact,
     NewCredential, NewLog, NewSwarmHost, NewUser, Order, Repository, RevokedFingerprint, Role,
     ShardFilter, ShardUpsert, SwarmHostPatch, Timestamp, TokenConsumption,
 };
@@ -243,6 +243,58 @@ pub async fn fleet_host_scoping(repo: Repo) -> Res {
     let a = repo.list_fleet(&HostScope::Host(host("host-a"))).await?;
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].last_observed, Some(Timestamp::from_unix_seconds(5)));
+    Ok(())
+}
+
+pub async fn fleet_summary_is_the_light_view_of_the_listing(repo: Repo) -> Res {
+    for (h, n) in [("host-b", "d1"), ("host-a", "d2"), ("host-a", "d1")] {
+        repo.upsert_fleet_decky(&fleet(h, n, FleetState::Running))
+            .await?;
+    }
+    repo.update_fleet_state(&host("host-a"), &name("d2"), FleetState::Degraded, None)
+        .await?;
+    repo.stamp_fleet_observed(&host("host-a"), Timestamp::from_unix_seconds(7))
+        .await?;
+    for scope in [
+        HostScope::All,
+        HostScope::Host(host("host-a")),
+        HostScope::Host(host("host-c")),
+    ] {
+        let full = repo.list_fleet(&scope).await?;
+        let light = repo.list_fleet_summary(&scope).await?;
+        let projected: Vec<FleetSummary> = full.iter().map(FleetSummary::from).collect();
+        assert_eq!(light, projected, "{scope:?}: same rows, same order");
+    }
+    let a = repo
+        .list_fleet_summary(&HostScope::Host(host("host-a")))
+        .await?;
+    assert_eq!(
+        a.iter()
+            .map(|s| (s.name.as_str(), s.state, s.last_observed))
+            .collect::<Vec<_>>(),
+        [
+            (
+                "d1",
+                FleetState::Running,
+                Some(Timestamp::from_unix_seconds(7))
+            ),
+            (
+                "d2",
+                FleetState::Degraded,
+                Some(Timestamp::from_unix_seconds(7))
+            )
+        ]
+    );
+    // A config rewrite moves updated_at, so a reader caching full rows sees it.
+    let before = a[0].updated_at;
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let mut d = fleet("host-a", "d1", FleetState::Running);
+    d.services = vec!["ssh".into(), "http".into()];
+    repo.upsert_fleet_decky(&d).await?;
+    let after = repo
+        .list_fleet_summary(&HostScope::Host(host("host-a")))
+        .await?;
+    assert!(after[0].updated_at > before);
     Ok(())
 }
 

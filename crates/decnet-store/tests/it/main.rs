@@ -16,6 +16,7 @@ macro_rules! backend_tests {
             backend_tests!(@cases $backend;
                 fleet_upsert_is_on_conflict,
                 fleet_host_scoping,
+                fleet_summary_is_the_light_view_of_the_listing,
                 fleet_update_returns_previous_state,
                 fleet_concurrent_updates_chain_previous_states,
                 fleet_round_trips_every_column,
