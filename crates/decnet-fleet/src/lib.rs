@@ -8,6 +8,8 @@
 //!   published as a [`StateEvent`] on `decky.<host>:<name>.state`;
 //! - [`mirror`]: the fleet operations the CLI runs after a deploy or a teardown
 //!   ([`mirror_deploy`], [`forget_decky`], [`forget_all`]), built on the same pass;
+//! - [`RowCache`]: how the worker reads the host's rows with one light query when
+//!   nothing changed since its last full read;
 //! - [`Inputs`] and [`LiveInputs`]: where a pass gets its desired state (the state file)
 //!   and its observation (the [`decnet_runtime::Engine`], through the one aggregation
 //!   rule of [`decnet_runtime::status`]);
@@ -34,7 +36,7 @@
 //! - **A quiet tick writes nothing.** `last_observed` (FL-7) is refreshed in one
 //!   statement when a pass changed something, or when the oldest stamp of the host is
 //!   older than [`OBSERVED_REFRESH`]; otherwise a converged pass issues exactly one
-//!   query (the host's rows) and no write.
+//!   query (the host's rows, in their light form when cached) and no write.
 //! - **Errors never end the loop.** A failed pass is retried with exponential backoff
 //!   (capped), a decky whose write fails does not stop the others.
 //!
@@ -46,6 +48,7 @@ mod error;
 mod inputs;
 pub mod mirror;
 mod reconcile;
+mod rows;
 mod worker;
 
 pub use error::{Error, Result};
@@ -55,4 +58,5 @@ pub use reconcile::{
     DeckyError, EVENT_TYPE_STATE, MAX_REPORTED_ERRORS, OBSERVED_REFRESH, ReconcileReport,
     SOURCE_FLEET, StateEvent, Transition, fleet_state, reconcile_once, reconcile_rows,
 };
+pub use rows::{FULL_LIST_PERIOD, RowCache};
 pub use worker::{LoopOptions, Metrics, PassSummary, Reconciler, WORKER_NAME, backoff, jittered};

@@ -177,7 +177,9 @@ pub fn fleet_state(state: DeckyState) -> FleetState {
     }
 }
 
-/// One pass: lists the rows of `host` (one query), then [`reconcile_rows`].
+/// One pass: lists the rows of `host` in full (one query), then [`reconcile_rows`]. The
+/// worker reads them through a [`crate::RowCache`] instead, which skips decoding the
+/// config columns when no row changed.
 ///
 /// `desired` is the state file's deckies (empty when there is no state file: every row
 /// of the host is then deleted); `observed` is Docker's runtime map of those deckies, or
@@ -194,10 +196,10 @@ pub async fn reconcile_once(
     bus: Option<&dyn Bus>,
 ) -> Result<ReconcileReport> {
     let rows = repo.list_fleet(&HostScope::Host(host.clone())).await?;
-    Ok(reconcile_rows(repo, host, rows, desired, observed, bus).await)
+    Ok(reconcile_rows(repo, host, &rows, desired, observed, bus).await)
 }
 
-/// The pass over `rows` already listed for `host` (the worker lists them *before* it
+/// The pass over `rows` already read for `host` (the worker reads them *before* it
 /// reads the state file, so a deploy that writes the state file and then the rows can
 /// never have its fresh rows deleted by a pass that read the older state file: FL-1).
 ///
@@ -211,7 +213,7 @@ pub async fn reconcile_once(
 pub async fn reconcile_rows(
     repo: &dyn FleetRepo,
     host: &HostUuid,
-    rows: Vec<FleetDecky>,
+    rows: &[FleetDecky],
     desired: &[DeckyConfig],
     observed: Option<&RuntimeMap>,
     bus: Option<&dyn Bus>,
@@ -220,9 +222,9 @@ pub async fn reconcile_rows(
     report.observed = observed.is_some();
     // The store was asked for this host only; a row of another host would be a store bug,
     // and must not be deleted on this host's account.
-    let rows: Vec<FleetDecky> = rows.into_iter().filter(|r| &r.host_uuid == host).collect();
+    let rows: Vec<&FleetDecky> = rows.iter().filter(|r| &r.host_uuid == host).collect();
     report.stored = rows.len();
-    let index: HashMap<&str, &FleetDecky> = rows.iter().map(|r| (r.name.as_str(), r)).collect();
+    let index: HashMap<&str, &FleetDecky> = rows.iter().map(|r| (r.name.as_str(), *r)).collect();
     let now = Timestamp::now();
     let refresh_before = now.minus(OBSERVED_REFRESH);
     let mut wanted: HashSet<&str> = HashSet::with_capacity(desired.len());

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use decnet_bus::worker::{DEFAULT_HEALTH_INTERVAL, control_listener, health_heartbeat};
 use decnet_bus::{Bus, IdToken, now_ts, payload_object};
 use decnet_core::HostUuid;
-use decnet_store::{FleetRepo, HostScope};
+use decnet_store::FleetRepo;
 use rand::Rng;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::reconcile::chain;
-use crate::{Error, Inputs, ReconcileReport, Result, reconcile_rows};
+use crate::{Error, Inputs, ReconcileReport, Result, RowCache, reconcile_rows};
 
 /// The worker name: `system.reconciler.health`, `system.reconciler.control`.
 pub const WORKER_NAME: &str = "reconciler";
@@ -126,6 +126,7 @@ pub struct Reconciler {
     inputs: Arc<dyn Inputs>,
     bus: Option<Arc<dyn Bus>>,
     metrics: Arc<Mutex<Metrics>>,
+    rows: tokio::sync::Mutex<RowCache>,
 }
 
 fn lock(m: &Mutex<Metrics>) -> MutexGuard<'_, Metrics> {
@@ -149,11 +150,23 @@ impl Reconciler {
         bus: Option<Arc<dyn Bus>>,
     ) -> Self {
         Reconciler {
+            rows: tokio::sync::Mutex::new(RowCache::new(host.clone())),
             repo,
             host,
             inputs,
             bus,
             metrics: Arc::new(Mutex::new(Metrics::default())),
+        }
+    }
+
+    /// The same reconciler with another period between full reads of the rows (see
+    /// [`RowCache`]; zero reads them in full every pass).
+    #[must_use]
+    pub fn with_full_list_period(self, period: std::time::Duration) -> Self {
+        let host = self.host.clone();
+        Reconciler {
+            rows: tokio::sync::Mutex::new(RowCache::new(host).with_full_period(period)),
+            ..self
         }
     }
 
@@ -167,19 +180,17 @@ impl Reconciler {
         lock(&self.metrics).clone()
     }
 
-    /// One pass. The host's rows are listed *before* the state file is read, so a
-    /// deploy or teardown that writes the state file and then mirrors it into the rows
-    /// can never be undone by this pass (FL-1); then Docker is observed and
-    /// [`reconcile_rows`] runs.
+    /// One pass. The host's rows are read *before* the state file, so a deploy or
+    /// teardown that writes the state file and then mirrors it into the rows can never be
+    /// undone by this pass (FL-1); then Docker is observed and [`reconcile_rows`] runs.
+    /// The rows come from the [`RowCache`]: one light query when nothing changed.
     ///
     /// # Errors
-    /// [`Error::Store`] (listing), [`Error::State`] (an unreadable state file). Nothing
-    /// was written then.
+    /// [`Error::Store`] (reading the rows), [`Error::State`] (an unreadable state file).
+    /// Nothing was written then.
     pub async fn pass(&self) -> Result<ReconcileReport> {
-        let rows = self
-            .repo
-            .list_fleet(&HostScope::Host(self.host.clone()))
-            .await?;
+        let mut cache = self.rows.lock().await;
+        let rows = cache.refresh(self.repo.as_ref()).await?;
         let desired = self.inputs.desired().await?;
         let (deckies, observed) = match &desired {
             Some(config) => (config.deckies.as_slice(), self.inputs.observe(config).await),
@@ -194,6 +205,11 @@ impl Reconciler {
             self.bus.as_deref(),
         )
         .await)
+    }
+
+    /// Full reads of the rows so far (the first pass, and passes after a change).
+    pub async fn full_lists(&self) -> u64 {
+        self.rows.lock().await.full_lists()
     }
 
     /// Records a pass in the metrics and returns the delay before the next one (the

@@ -12,7 +12,7 @@ use decnet_core::{DeckyConfig, DeckyName, DecnetConfig, HostUuid};
 use decnet_runtime::status::{DeckyRuntime, DeckyState, RuntimeMap};
 use decnet_store::memory::MemoryStore;
 use decnet_store::{
-    FleetDecky, FleetRepo, FleetState, FleetUpsert, HostScope, SqliteStore, Timestamp,
+    FleetDecky, FleetRepo, FleetState, FleetSummary, FleetUpsert, HostScope, SqliteStore, Timestamp,
 };
 use serde_json::{Value, json};
 
@@ -62,6 +62,7 @@ pub const BACKENDS: [Backend; 2] = [Backend::Memory, Backend::Sqlite];
 pub struct Counting {
     pub inner: Arc<dyn FleetRepo>,
     pub lists: AtomicU64,
+    pub summaries: AtomicU64,
     pub reads: AtomicU64,
     pub writes: AtomicU64,
     pub log: Mutex<Vec<String>>,
@@ -81,6 +82,7 @@ impl Counting {
         Arc::new(Counting {
             inner,
             lists: AtomicU64::new(0),
+            summaries: AtomicU64::new(0),
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
@@ -136,6 +138,17 @@ impl FleetRepo for Counting {
             });
         }
         self.inner.list_fleet(scope).await
+    }
+
+    async fn list_fleet_summary(
+        &self,
+        scope: &HostScope,
+    ) -> decnet_store::Result<Vec<FleetSummary>> {
+        self.summaries.fetch_add(1, Ordering::SeqCst);
+        if self.hang.load(Ordering::SeqCst) {
+            futures::future::pending::<()>().await;
+        }
+        self.inner.list_fleet_summary(scope).await
     }
 
     async fn get_fleet_decky(

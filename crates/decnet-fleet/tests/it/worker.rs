@@ -272,13 +272,17 @@ async fn a_corrupt_row_fails_passes_without_ending_the_loop_until_it_is_repaired
     let reconciler = Reconciler::new(store.repo.clone(), HostUuid::local(), inputs, None);
     reconciler.pass().await.unwrap();
 
-    // One stored config becomes unreadable: listing the host's rows now fails.
+    // One stored config becomes unreadable (written like any store write, which moves
+    // updated_at): reading the host's rows in full now fails.
     let url = format!("sqlite://{}", store.path.as_ref().unwrap().display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("UPDATE fleet_deckies SET decky_config = '{\"name\": ' WHERE name = 'b'")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE fleet_deckies SET decky_config = '{\"name\": ', updated_at = updated_at + 1 \
+         WHERE name = 'b'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
     assert!(reconciler.pass().await.is_err());
 
     let running = Running::start(reconciler, quick(Duration::from_secs(3600)));
@@ -354,4 +358,112 @@ async fn an_unreadable_state_file_fails_the_pass_and_writes_nothing() {
     std::fs::remove_file(&path).unwrap();
     let report = reconciler.pass().await.unwrap();
     assert_eq!(report.deleted, 1);
+}
+
+#[tokio::test]
+async fn quiet_passes_read_the_light_listing_and_a_change_reads_in_full() {
+    for backend in BACKENDS {
+        let store = Store::new(backend).await;
+        let repo = Counting::new(store.repo.clone());
+        let (config, seen) = two_running();
+        let inputs = Fixed::new(Some(config.clone()), Some(seen));
+        let reconciler = Reconciler::new(repo.clone(), HostUuid::local(), inputs.clone(), None);
+        assert_eq!(reconciler.pass().await.unwrap().inserted, 2);
+        // Its own inserts moved updated_at: the next pass reads in full once, then quiet
+        // passes use the light listing only.
+        assert!(reconciler.pass().await.unwrap().is_quiet());
+        let full = repo.lists.load(Ordering::SeqCst);
+        let writes = repo.writes();
+        for _ in 0..3 {
+            assert!(reconciler.pass().await.unwrap().is_quiet());
+        }
+        assert_eq!(
+            repo.lists.load(Ordering::SeqCst),
+            full,
+            "{backend:?}: no full read"
+        );
+        assert_eq!(repo.writes(), writes);
+        assert!(repo.summaries.load(Ordering::SeqCst) >= 3);
+
+        // Someone rewrites b's config behind the reconciler's back (through the store):
+        // the light listing shows updated_at moved, the pass reads in full and puts the
+        // state file's config back.
+        let mut other = decky("b", 77, &["redis"]);
+        other.host_uuid = None;
+        store
+            .repo
+            .upsert_fleet_decky(&decnet_store::FleetUpsert::from_config(
+                &other,
+                FleetState::Running,
+            ))
+            .await
+            .unwrap();
+        let report = reconciler.pass().await.unwrap();
+        assert_eq!(report.config_updated, 1, "{backend:?}");
+        assert_eq!(repo.lists.load(Ordering::SeqCst), full + 1);
+        let row = store
+            .repo
+            .get_fleet_decky(&HostUuid::local(), &name("b"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.decky_config.as_ref(), Some(&config.deckies[1]));
+
+        // The state file changes a config: the cache is of rows, not of the state file,
+        // so the drift is seen on the very next pass.
+        let changed = fleet(vec![
+            decky("a", 10, &["ssh", "http"]),
+            decky("b", 11, &["http"]),
+        ]);
+        *inputs.desired.lock().unwrap() = Some(changed);
+        reconciler.pass().await.unwrap();
+        let report = reconciler.pass().await.unwrap();
+        assert!(report.is_quiet(), "{report:?}");
+        let row = store
+            .repo
+            .get_fleet_decky(&HostUuid::local(), &name("a"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.services, ["ssh", "http"]);
+    }
+}
+
+#[tokio::test]
+async fn an_edit_behind_the_stores_back_is_seen_at_the_next_full_read() {
+    let store = Store::new(Backend::Sqlite).await;
+    let (config, seen) = two_running();
+    let cached = Reconciler::new(
+        store.repo.clone(),
+        HostUuid::local(),
+        Fixed::new(Some(config.clone()), Some(seen.clone())),
+        None,
+    );
+    let uncached = Reconciler::new(
+        store.repo.clone(),
+        HostUuid::local(),
+        Fixed::new(Some(config), Some(seen)),
+        None,
+    )
+    .with_full_list_period(Duration::ZERO);
+    cached.pass().await.unwrap();
+    cached.pass().await.unwrap();
+    uncached.pass().await.unwrap();
+    let url = format!("sqlite://{}", store.path.as_ref().unwrap().display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    // Raw SQL that leaves updated_at alone: only a full read notices.
+    sqlx::query("UPDATE fleet_deckies SET decky_config = 'garbage' WHERE name = 'a'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(cached.pass().await.unwrap().is_quiet());
+    let err = uncached.pass().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            decnet_fleet::Error::Store(decnet_store::Error::Corrupt { .. })
+        ),
+        "{err:?}"
+    );
+    conn.close().await.unwrap();
 }
