@@ -3,6 +3,9 @@
 //!
 //! Only the standard library, so it builds in seconds on a fresh machine.
 
+mod decky;
+mod demo;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -13,11 +16,16 @@ usage: cargo xtask <command> [options]
 commands:
   test [--no-lint] [-- <cargo test args>]
         Provision every dependency the tests need (.ci/provision/*.sh, as root, from
-        Debian packages, only when missing), then run fmt and clippy checks and the whole
+        Debian packages, only when missing), build the static decky binary (the live
+        tests get it as DECNET_DECKY_BIN), then run fmt and clippy checks and the whole
         test suite. .ci/run runs exactly this.
-  demo [decnet deploy args]
-        Run the main job: plan a 5-decky demo fleet and write its compose export under
-        ./demo-data.
+  demo [--yes]
+        Run the main job, as root: install Docker from Debian if no engine answers
+        (asking first; --yes for scripts), build the decky image, create an isolated lab
+        network (a veth pair and the `decnet-lab` namespace) and deploy three live deckies
+        on it, then print how to reach them. State lives under ./demo-data.
+  demo down
+        Remove every trace of the demo: containers, network, hairpin, veth, namespace.
   provision
         Only run the provisioning scripts and print the variables they export.
 ";
@@ -27,7 +35,7 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&root, &args[1..]),
-        Some("demo") => demo(&root, &args[1..]),
+        Some("demo") => demo::demo(&root, &args[1..]),
         Some("provision") => provision(&root).map(|vars| {
             for (k, v) in vars {
                 println!("{k}={v}");
@@ -58,7 +66,7 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -110,11 +118,11 @@ fn provision(root: &Path) -> Result<BTreeMap<String, String>, String> {
     Ok(vars)
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
+pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
     eprintln!("xtask: {what}");
     let status = cmd.status().map_err(|e| format!("{what}: {e}"))?;
     if status.success() {
@@ -127,7 +135,13 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
 fn test(root: &Path, args: &[String]) -> Result<(), String> {
     let lint = !args.iter().any(|a| a == "--no-lint");
     let passthrough: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
-    let vars = provision(root)?;
+    let mut vars = provision(root)?;
+    // The live tests build the decky image from this binary.
+    let decky_bin = decky::build(root)?;
+    vars.insert(
+        "DECNET_DECKY_BIN".to_owned(),
+        decky_bin.display().to_string(),
+    );
     if lint {
         run(
             cargo()
@@ -155,28 +169,4 @@ fn test(root: &Path, args: &[String]) -> Result<(), String> {
         cmd.arg("--").args(passthrough);
     }
     run(&mut cmd, "cargo test --workspace")
-}
-
-fn demo(root: &Path, args: &[String]) -> Result<(), String> {
-    let data = root.join("demo-data");
-    std::fs::create_dir_all(&data).map_err(|e| format!("create {}: {e}", data.display()))?;
-    run(
-        cargo()
-            .current_dir(root)
-            .args(["build", "--release", "-p", "decnet"]),
-        "build decnet",
-    )?;
-    let bin = root.join("target/release/decnet");
-    let out = data.join("decnet-compose.yml");
-    let mut cmd = Command::new(&bin);
-    cmd.arg("--data-dir").arg(&data).args([
-        "deploy",
-        "--dry-run",
-        "--deckies",
-        "5",
-        "--randomize-services",
-        "--randomize-distros",
-    ]);
-    cmd.arg("--out").arg(&out).args(args);
-    run(&mut cmd, "decnet deploy --dry-run (5-decky demo plan)")
 }

@@ -528,7 +528,14 @@ pub async fn deploy(
     } else {
         observed
     };
-    hostnet.ensure_hairpin(&hairpin).await?;
+    if let Err(e) = hostnet.ensure_hairpin(&hairpin).await {
+        // A network this run created, with nothing on it yet, is rolled back: a failed
+        // deploy leaves nothing new behind.
+        if network == NetworkOutcome::Created && observed.is_empty() {
+            let _ = engine.remove_network(&project.network()).await;
+        }
+        return Err(e);
+    }
 
     progress.stage("saving the state");
     let specs = spec::fleet_containers(

@@ -434,11 +434,12 @@ impl HostNetwork for FakeHostNetwork {
         Ok(())
     }
 
-    async fn remove_hairpin(&self, project: &Project) -> Result<(), Error> {
+    async fn remove_hairpin(&self, project: &Project) -> Result<bool, Error> {
         let mut current = self.hairpin.lock().unwrap_or_else(PoisonError::into_inner);
         if current.as_ref().is_some_and(|h| h.project == *project) {
             *current = None;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 }

@@ -34,7 +34,7 @@ pub const MACVLAN_LINK: &str = "decnet_macvlan0";
 pub const IPVLAN_LINK: &str = "decnet_ipvlan0";
 
 /// The hairpin link name of a project and driver: `decnet_macvlan0` / `decnet_ipvlan0`
-/// for the default project; for another, `dn` + 8 hex digits of the project's hash +
+/// for the default project; for another, `decnet` + 6 hex digits of the project's hash +
 /// `mv0`/`iv0` (interface names are at most 15 bytes).
 pub fn link_name(project: &Project, driver: Driver) -> String {
     if *project == Project::default() {
@@ -50,7 +50,7 @@ pub fn link_name(project: &Project, driver: Driver) -> String {
         Driver::Macvlan => "mv0",
         Driver::Ipvlan => "iv0",
     };
-    format!("dn{}{suffix}", hex::encode(&digest[..4]))
+    format!("decnet{}{suffix}", &hex::encode(&digest[..3]))
 }
 
 /// What the hairpin should look like.
@@ -140,8 +140,9 @@ impl HairpinPlan {
 pub trait HostNetwork: Send + Sync {
     /// Makes the hairpin match `plan`.
     async fn ensure_hairpin(&self, plan: &HairpinPlan) -> Result<(), Error>;
-    /// Removes the project's hairpin links (their routes go with them).
-    async fn remove_hairpin(&self, project: &Project) -> Result<(), Error>;
+    /// Removes the project's hairpin links (their routes go with them); true when one
+    /// existed.
+    async fn remove_hairpin(&self, project: &Project) -> Result<bool, Error>;
 }
 
 /// [`HostNetwork`] over rtnetlink.
@@ -152,6 +153,9 @@ fn nl_err(what: &str, e: rtnetlink::Error) -> Error {
     let hint = match &e {
         rtnetlink::Error::NetlinkError(m) if m.raw_code().abs() == nix::libc::EPERM => {
             " (needs CAP_NET_ADMIN)"
+        }
+        rtnetlink::Error::NetlinkError(m) if m.raw_code().abs() == nix::libc::EOPNOTSUPP => {
+            " (this kernel cannot create that link type on this parent)"
         }
         _ => "",
     };
@@ -195,15 +199,16 @@ fn link_parent(link: &LinkMessage) -> Option<u32> {
     })
 }
 
-async fn delete_link(handle: &Handle, name: &str) -> Result<(), Error> {
-    if let Some(link) = link_by_name(handle, name).await? {
-        match handle.link().del(link.header.index).execute().await {
-            Ok(()) => {}
-            Err(e) if is_errno(&e, nix::libc::ENODEV) => {}
-            Err(e) => return Err(nl_err(&format!("delete interface {name}"), e)),
-        }
+/// Deletes a link by name; true when it existed.
+async fn delete_link(handle: &Handle, name: &str) -> Result<bool, Error> {
+    let Some(link) = link_by_name(handle, name).await? else {
+        return Ok(false);
+    };
+    match handle.link().del(link.header.index).execute().await {
+        Ok(()) => Ok(true),
+        Err(e) if is_errno(&e, nix::libc::ENODEV) => Ok(false),
+        Err(e) => Err(nl_err(&format!("delete interface {name}"), e)),
     }
-    Ok(())
 }
 
 fn address_of(msg: &AddressMessage) -> Option<Ipv4Addr> {
@@ -377,10 +382,11 @@ impl HostNetwork for NetlinkHostNetwork {
         Ok(())
     }
 
-    async fn remove_hairpin(&self, project: &Project) -> Result<(), Error> {
+    async fn remove_hairpin(&self, project: &Project) -> Result<bool, Error> {
         let handle = connect()?;
-        delete_link(&handle, &link_name(project, Driver::Macvlan)).await?;
-        delete_link(&handle, &link_name(project, Driver::Ipvlan)).await
+        let macvlan = delete_link(&handle, &link_name(project, Driver::Macvlan)).await?;
+        let ipvlan = delete_link(&handle, &link_name(project, Driver::Ipvlan)).await?;
+        Ok(macvlan || ipvlan)
     }
 }
 
@@ -401,7 +407,7 @@ mod tests {
         for d in [Driver::Macvlan, Driver::Ipvlan] {
             let n = link_name(&long, d);
             assert!(n.len() <= 15, "{n}");
-            assert!(n.starts_with("dn"));
+            assert!(n.starts_with("decnet"));
         }
         assert_ne!(
             link_name(&long, Driver::Macvlan),
@@ -410,6 +416,10 @@ mod tests {
         assert!(Project::new("Bad_Name").is_err());
         assert!(Project::new("").is_err());
         assert_eq!(Project::new("lab-7").unwrap().network(), "lab_7_lan");
+        let a = Project::for_home(std::path::Path::new("/srv/a"));
+        assert!(a.as_str().starts_with("decnet-") && a.as_str().len() == 15);
+        assert_eq!(Project::new(a.as_str()).unwrap(), a);
+        assert_ne!(a, Project::for_home(std::path::Path::new("/srv/b")));
     }
 
     #[test]

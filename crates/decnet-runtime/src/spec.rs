@@ -53,6 +53,14 @@ impl Project {
         }
     }
 
+    /// The project of a relocated installation (`--data-dir DIR`): `decnet-` and 8 hex
+    /// digits of the directory's hash, so every data directory (a demo, a test) is its own
+    /// fleet in Docker and on the host, and never touches the system one (`decnet`).
+    pub fn for_home(home: &std::path::Path) -> Self {
+        let digest = Sha256::digest(home.as_os_str().as_encoded_bytes());
+        Project(format!("{PROJECT}-{}", hex::encode(&digest[..4])))
+    }
+
     /// The project name.
     pub fn as_str(&self) -> &str {
         &self.0

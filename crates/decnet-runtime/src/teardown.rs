@@ -90,8 +90,7 @@ async fn clear_everything(
     report: &mut TeardownReport,
 ) -> Result<(), Error> {
     report.network_removed = network::remove(engine, project).await?;
-    hostnet.remove_hairpin(project).await?;
-    report.hairpin_removed = true;
+    report.hairpin_removed = hostnet.remove_hairpin(project).await?;
     lock.clear()?;
     report.state_cleared = true;
     match std::fs::remove_file(&settings.compose_file) {

@@ -598,3 +598,32 @@ async fn projects_do_not_touch_each_other() {
     assert!(env.engine.state().networks.contains_key("decnet_lan"));
     assert!(!env.engine.state().networks.contains_key("lab_7_lan"));
 }
+
+#[tokio::test]
+async fn a_failed_hairpin_leaves_no_new_network() {
+    struct NoHairpin;
+    #[async_trait::async_trait]
+    impl HostNetwork for NoHairpin {
+        async fn ensure_hairpin(&self, _: &HairpinPlan) -> Result<(), Error> {
+            Err(Error::HostNetwork("operation not supported".into()))
+        }
+        async fn remove_hairpin(&self, _: &Project) -> Result<bool, Error> {
+            Ok(false)
+        }
+    }
+    let env = Env::new();
+    let err = deploy(
+        &env.engine,
+        &NoHairpin,
+        &env.settings,
+        &config(),
+        &Env::opts(),
+        &Silent,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("not supported"));
+    assert!(env.engine.state().networks.is_empty());
+    assert!(env.engine.container_states().is_empty());
+    assert!(!env.settings.state_file.exists());
+}

@@ -23,7 +23,7 @@ pub fn export(ctx: &Ctx, args: &ComposeExportArgs) -> Result<Status> {
     let specs = spec::fleet_containers(
         &st.config,
         &spec::SpecOptions::new(spec::image_tag(), ctx.settings.artifacts_dir.clone(), key)
-            .with_project(super::live::project()?),
+            .with_project(super::live::project(&ctx.settings)?),
     );
     let note = key
         .is_none()

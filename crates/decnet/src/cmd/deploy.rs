@@ -270,7 +270,7 @@ fn live_deploy(ctx: &Ctx, args: &DeployArgs, plan: &Plan) -> Result<Status> {
     }
     // Refused before Docker is even contacted.
     decnet_runtime::deploy::check_emulated(&plan.config)?;
-    let project = live::project()?;
+    let project = live::project(&ctx.settings)?;
     let rt = live::runtime()?;
     let report = rt.block_on(async {
         let engine = live::engine().await?;

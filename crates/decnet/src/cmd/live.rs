@@ -4,6 +4,7 @@
 use std::io::IsTerminal as _;
 
 use anyhow::{Context as _, Result};
+use decnet_core::Settings;
 use decnet_runtime::deploy::{ContainerOutcome, Progress};
 use decnet_runtime::docker::DockerEngine;
 use decnet_runtime::spec::Project;
@@ -17,12 +18,16 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("start the async runtime")
 }
 
-/// The project everything is created in: `decnet`, or `DECNET_PROJECT` (labs and tests
-/// that must not touch the real fleet).
-pub fn project() -> Result<Project> {
+/// The project everything is created in: `DECNET_PROJECT` when set; else one per
+/// relocated data directory (`--data-dir`/`DECNET_HOME`, so a demo or a test never touches
+/// the system fleet); else `decnet`.
+pub fn project(settings: &Settings) -> Result<Project> {
     match std::env::var("DECNET_PROJECT") {
         Ok(p) if !p.is_empty() => Ok(Project::new(&p)?),
-        _ => Ok(Project::default()),
+        _ => Ok(settings
+            .home
+            .as_deref()
+            .map_or_else(Project::default, Project::for_home)),
     }
 }
 

@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Status> {
         }
         return Ok(Status::Ok);
     };
-    let project = live::project()?;
+    let project = live::project(&ctx.settings)?;
     let observed: Result<RuntimeMap> = live::runtime()?.block_on(async {
         let engine = live::engine().await?;
         Ok(runtime_map(&engine, &st.config, &project)

@@ -13,7 +13,7 @@ use crate::exit::Status;
 use crate::output;
 
 pub fn run(ctx: &Ctx, args: &TeardownArgs) -> Result<Status> {
-    let project = live::project()?;
+    let project = live::project(&ctx.settings)?;
     let rt = live::runtime()?;
     let report: TeardownReport = rt.block_on(async {
         let engine = live::engine().await?;

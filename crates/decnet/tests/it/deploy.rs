@@ -558,8 +558,11 @@ fn compose_export_renders_the_state() {
     let out = env.run(&["compose", "export"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_norway::from_str(&stdout(&out)).unwrap();
+    // A relocated data directory is its own project, with its own network.
+    let network = decnet_runtime::spec::Project::for_home(&env.home()).network();
+    assert!(network.starts_with("decnet_") && network.ends_with("_lan"));
     assert_eq!(
-        v["services"]["decky-01"]["networks"]["decnet_lan"]["ipv4_address"],
+        v["services"]["decky-01"]["networks"][&network]["ipv4_address"],
         "192.168.1.10"
     );
     assert_eq!(

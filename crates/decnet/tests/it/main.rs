@@ -4,5 +4,7 @@
 
 mod deploy;
 mod init;
+mod lab;
+mod live;
 mod support;
 mod swarm;
