@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::installed::installed_units;
+use crate::reaper::REAPER_UNIT;
 use crate::registry::{Kind, Mode, TARGET, UNIT_DIR, units};
 use crate::render::{Owner, Rendered, Vars, render};
 use crate::system::System;
@@ -23,6 +24,9 @@ pub const NOLOGIN: &str = "/usr/sbin/nologin";
 pub const INIT_COMMANDS: &[&str] = &["groupadd", "useradd", "systemctl", "systemd-tmpfiles"];
 /// Group whose members may use Docker's socket.
 pub const DOCKER_GROUP: &str = "docker";
+/// A command only polkit's daemon package installs (`polkitd` on Debian 12, `polkit`
+/// elsewhere): its presence says polkitd is there to evaluate the rules init installs.
+pub const POLKIT_PROBE: &str = "pkaction";
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -598,6 +602,44 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// A side that installs polkit rules needs polkitd to read them: without it the agent
+    /// could not start the reaper unit, and decommission would leave the install behind.
+    fn polkit(&mut self, files: &[Rendered]) -> Flow {
+        let rules: Vec<String> = files
+            .iter()
+            .filter(|f| matches!(f.kind, Kind::Polkit { .. }))
+            .map(|f| f.path.display().to_string())
+            .collect();
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let action = "polkit";
+        let Some(sys) = self.sys.as_deref_mut() else {
+            return self.push(Outcome::Skip, action, "not checked under --prefix");
+        };
+        if sys.has_command(POLKIT_PROBE) {
+            self.push(Outcome::Skip, action, "present")
+        } else {
+            self.fail(
+                action,
+                format!(
+                    "polkitd is not installed: the agent starts {} through it on self-destruct \
+                     ({}); install it (Debian 12: apt-get install polkitd) and run init again",
+                    REAPER_UNIT,
+                    rules.join(", ")
+                ),
+            )
+        }
+    }
+
+    /// Removes `path` when it exists (a file another mode installed); says nothing otherwise.
+    fn remove_if_present(&mut self, path: &Path, why: &str) -> Result<bool, Stop> {
+        match fs::symlink_metadata(self.on_host(path)) {
+            Err(e) if is_not_found(&e) => Ok(false),
+            _ => self.remove_file(path, why),
+        }
+    }
+
     fn binary(&mut self, exe: Option<&Path>, force: bool) -> Result<bool, Stop> {
         let bin = self.vars.bin.clone();
         if !self.vars.manages_bin() {
@@ -827,7 +869,29 @@ fn directories(vars: &Vars) -> Vec<(PathBuf, u32, Owner)> {
     dirs
 }
 
-fn init_steps(run: &mut Run<'_>, opts: &InitOptions, files: &[Rendered]) -> Flow {
+/// Files only a side installs besides its units (polkit rules, the reaper script), as
+/// rendered for every mode: what `mode` does not render is another side's, removed when a
+/// host changes sides, and deinit removes them all.
+fn side_files(vars: &Vars) -> Result<Vec<PathBuf>, Error> {
+    let mut paths = Vec::new();
+    for mode in Mode::ALL {
+        for f in render(mode, vars)? {
+            if matches!(f.kind, Kind::Polkit { .. } | Kind::ReaperScript)
+                && !paths.contains(&f.path)
+            {
+                paths.push(f.path);
+            }
+        }
+    }
+    Ok(paths)
+}
+
+fn init_steps(
+    run: &mut Run<'_>,
+    opts: &InitOptions,
+    files: &[Rendered],
+    other_side_files: &[PathBuf],
+) -> Flow {
     let vars = opts.vars.clone();
     run.preflight(INIT_COMMANDS)?;
     run.exists_step("group", &vars.group, &["groupadd", "--system", &vars.group])?;
@@ -846,6 +910,7 @@ fn init_steps(run: &mut Run<'_>, opts: &InitOptions, files: &[Rendered]) -> Flow
     ];
     run.exists_step("user", &vars.user, &useradd)?;
     run.docker_group()?;
+    run.polkit(files)?;
     for (path, mode, owner) in directories(&vars) {
         run.dir(&path, mode, owner)?;
     }
@@ -859,6 +924,16 @@ fn init_steps(run: &mut Run<'_>, opts: &InitOptions, files: &[Rendered]) -> Flow
             f.mode,
             f.owner,
             Policy::KeepExisting,
+        )?;
+    }
+    // The reaper's script before its unit, so the unit never names a missing file.
+    for f in by_kind(|k| *k == Kind::ReaperScript) {
+        run.file(
+            &f.path,
+            Content::Text(&f.text),
+            f.mode,
+            f.owner,
+            Policy::Replace { force: opts.force },
         )?;
     }
     let mut changed_units = Vec::new();
@@ -896,6 +971,21 @@ fn init_steps(run: &mut Run<'_>, opts: &InitOptions, files: &[Rendered]) -> Flow
             "stale: not part of this mode",
         )?;
     }
+    // Polkit rules and the reaper script of the other mode (a host that changed sides).
+    for path in other_side_files {
+        if !files.iter().any(|f| &f.path == path) {
+            run.remove_if_present(path, "stale: not part of this mode")?;
+        }
+    }
+    for f in by_kind(|k| matches!(k, Kind::Polkit { .. })) {
+        run.file(
+            &f.path,
+            Content::Text(&f.text),
+            f.mode,
+            f.owner,
+            Policy::Replace { force: opts.force },
+        )?;
+    }
     for f in by_kind(|k| *k == Kind::Tmpfiles) {
         let changed = run.file(
             &f.path,
@@ -925,19 +1015,21 @@ fn init_steps(run: &mut Run<'_>, opts: &InitOptions, files: &[Rendered]) -> Flow
     } else {
         run.command(&["systemctl", "daemon-reload"])?;
     }
+    // Daemons only: restarting the reaper would run the uninstall.
+    let daemons: Vec<&str> = files
+        .iter()
+        .filter_map(|f| match &f.kind {
+            Kind::Unit(m) if m.daemon => Some(m.name.as_str()),
+            _ => None,
+        })
+        .collect();
     let mut restart: Vec<&str> = if bin_changed {
-        files
-            .iter()
-            .filter_map(|f| match &f.kind {
-                Kind::Unit(m) => Some(m.name.as_str()),
-                _ => None,
-            })
-            .collect()
+        daemons
     } else {
         changed_units
             .iter()
             .map(String::as_str)
-            .filter(|u| *u != TARGET)
+            .filter(|u| daemons.contains(u))
             .collect()
     };
     restart.sort_unstable();
@@ -988,6 +1080,7 @@ pub fn init(
     on_step: &mut dyn FnMut(&Step),
 ) -> Result<Vec<Step>, Error> {
     let files = render(opts.mode, &opts.vars)?;
+    let other_side_files = side_files(&opts.vars)?;
     let mut run = Run {
         root: &opts.root,
         vars: &opts.vars,
@@ -998,7 +1091,7 @@ pub fn init(
         steps: Vec::new(),
         on_step,
     };
-    let _ = init_steps(&mut run, opts, &files);
+    let _ = init_steps(&mut run, opts, &files, &other_side_files);
     Ok(run.steps)
 }
 
@@ -1006,6 +1099,7 @@ fn deinit_steps(
     run: &mut Run<'_>,
     opts: &DeinitOptions,
     files: &[Rendered],
+    side_files: &[PathBuf],
     placeholders: &[String],
 ) -> Flow {
     let vars = opts.vars.clone();
@@ -1038,6 +1132,9 @@ fn deinit_steps(
         .filter(|f| matches!(f.kind, Kind::Tmpfiles | Kind::Logrotate))
     {
         run.remove_file(&f.path, "removed")?;
+    }
+    for path in side_files {
+        run.remove_file(path, "removed")?;
     }
     if removed_units {
         run.command(&["systemctl", "daemon-reload"])?;
@@ -1155,6 +1252,7 @@ pub fn deinit(
         steps: Vec::new(),
         on_step,
     };
-    let _ = deinit_steps(&mut run, opts, &files, &placeholders);
+    let side = side_files(&opts.vars)?;
+    let _ = deinit_steps(&mut run, opts, &files, &side, &placeholders);
     Ok(run.steps)
 }

@@ -7,7 +7,8 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::Error;
-use crate::registry::{Kind, Mode, TARGET, Template, UNIT_DIR, templates};
+use crate::reaper::{REAPER_SCRIPT, REAPER_UNIT, ReaperScript, TMPFILES_DIR};
+use crate::registry::{Kind, Mode, POLKIT_RULES_DIR, TARGET, Template, UNIT_DIR, templates};
 
 /// Longest path accepted in a template variable.
 pub const MAX_PATH_LEN: usize = 512;
@@ -42,6 +43,9 @@ pub struct Vars {
     pub etc_dir: PathBuf,
     /// Host configuration INI (`/etc/decnet/decnet.ini`).
     pub host_config: PathBuf,
+    /// The self-destruct reaper script `decnet-reaper.service` runs
+    /// ([`REAPER_SCRIPT`]: root-owned, outside the install directory).
+    pub reaper_script: PathBuf,
 }
 
 fn check_name(what: &'static str, name: &str) -> Result<String, Error> {
@@ -140,6 +144,7 @@ impl Vars {
             run_dir: check_path("runtime directory", &settings.run_dir)?,
             etc_dir: check_path("configuration directory", &settings.etc_dir)?,
             host_config: check_path("host config", &settings.host_config)?,
+            reaper_script: PathBuf::from(REAPER_SCRIPT),
         })
     }
 
@@ -194,6 +199,8 @@ struct Context<'a> {
     mode: Mode,
     /// Units `decnet.target` wants on this side.
     units: Vec<&'a str>,
+    /// The reaper's unit name, for the polkit rule that lets the agent start it.
+    reaper_unit: &'static str,
 }
 
 fn environment() -> Environment<'static> {
@@ -215,8 +222,23 @@ fn render_one(
     })
 }
 
-/// Renders everything a host of `mode` gets: its units, `decnet.target` wanting them, the
-/// tmpfiles and logrotate entries and the host-config placeholder.
+/// Where a file of a fixed-location kind goes on the host: units and the target, polkit
+/// rules, tmpfiles and logrotate entries. `None` for the kinds whose place comes from the
+/// variables (host config, reaper script).
+pub fn fixed_destination(kind: &Kind, file_name: &str) -> Option<PathBuf> {
+    let dir = match kind {
+        Kind::Unit(_) | Kind::Target => UNIT_DIR,
+        Kind::Tmpfiles => TMPFILES_DIR,
+        Kind::Logrotate => "/etc/logrotate.d",
+        Kind::Polkit { .. } => POLKIT_RULES_DIR,
+        Kind::HostConfig | Kind::ReaperScript => return None,
+    };
+    Some(Path::new(dir).join(file_name))
+}
+
+/// Renders everything a host of `mode` gets: its units, `decnet.target` wanting them, its
+/// polkit rules, the tmpfiles and logrotate entries, the host-config placeholder and, on
+/// a side that installs [`REAPER_UNIT`], the reaper script it runs.
 ///
 /// # Errors
 /// [`Error::Template`] for a malformed template or an undefined variable.
@@ -229,26 +251,18 @@ pub fn render(mode: Mode, vars: &Vars) -> Result<Vec<Rendered>, Error> {
             _ => None,
         })
         .collect();
-    let ctx = Context { vars, mode, units };
+    let ctx = Context {
+        vars,
+        mode,
+        units,
+        reaper_unit: REAPER_UNIT,
+    };
     let env = environment();
     let mut out = Vec::new();
-    for t in &all {
-        let (path, file_mode, owner) = match &t.kind {
-            Kind::Unit(meta) if !meta.runs_on(mode) => continue,
-            Kind::Unit(_) | Kind::Target => {
-                (Path::new(UNIT_DIR).join(&t.file_name), 0o644, Owner::Root)
-            }
-            Kind::Tmpfiles => (
-                Path::new("/etc/tmpfiles.d").join(&t.file_name),
-                0o644,
-                Owner::Root,
-            ),
-            Kind::Logrotate => (
-                Path::new("/etc/logrotate.d").join(&t.file_name),
-                0o644,
-                Owner::Root,
-            ),
-            Kind::HostConfig => (vars.host_config.clone(), 0o640, Owner::RootGroup),
+    for t in all.iter().filter(|t| t.kind.runs_on(mode)) {
+        let (path, file_mode, owner) = match fixed_destination(&t.kind, &t.file_name) {
+            Some(path) => (path, 0o644, Owner::Root),
+            None => (vars.host_config.clone(), 0o640, Owner::RootGroup),
         };
         out.push(Rendered {
             kind: t.kind.clone(),
@@ -256,6 +270,16 @@ pub fn render(mode: Mode, vars: &Vars) -> Result<Vec<Rendered>, Error> {
             text: render_one(&env, t, &ctx)?,
             mode: file_mode,
             owner,
+        });
+    }
+    if out.iter().any(|r| r.unit_name() == Some(REAPER_UNIT)) {
+        // Run by root: root-owned, readable and writable by root alone.
+        out.push(Rendered {
+            kind: Kind::ReaperScript,
+            path: vars.reaper_script.clone(),
+            text: ReaperScript::default().render()?,
+            mode: 0o700,
+            owner: Owner::Root,
         });
     }
     Ok(out)
@@ -394,6 +418,7 @@ mod tests {
             vars: &v,
             mode: Mode::Master,
             units: vec![],
+            reaper_unit: REAPER_UNIT,
         };
         assert!(matches!(
             render_one(&env, &t, &ctx),

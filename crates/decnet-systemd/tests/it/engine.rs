@@ -423,3 +423,121 @@ fn planted_links_and_fifos_are_refused_not_followed() {
     assert_eq!(mode_of(&secret), 0o600);
     assert_eq!(mode_of(&elsewhere), 0o700);
 }
+
+#[test]
+fn an_agent_gets_the_reaper_unit_its_root_script_and_the_polkit_rule() {
+    let root = skeleton();
+    let r = root.path();
+    let exe_dir = tempfile::tempdir().unwrap();
+    let exe = fake_exe(exe_dir.path());
+    let before = snapshot(r);
+    let mut host = FakeHost::new(r);
+    let opts = init_opts(r, Mode::Agent, &exe);
+    let steps = run_init(&opts, Some(&mut host));
+    assert!(failed(&steps).is_empty(), "{:#?}", failed(&steps));
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.action == "polkit" && s.outcome == Outcome::Skip && s.detail == "present"),
+        "{steps:#?}"
+    );
+    let rule = at(r, "/etc/polkit-1/rules.d/50-decnet-reaper.rules");
+    let script = at(r, "/usr/local/sbin/decnet-reaper");
+    let unit = at(r, "/etc/systemd/system/decnet-reaper.service");
+    assert_eq!(mode_of(&rule), 0o644);
+    assert_eq!(mode_of(&script), 0o700);
+    assert_eq!(mode_of(&unit), 0o644);
+    let text = std::fs::read_to_string(&rule).unwrap();
+    assert!(text.contains("action.lookup(\"unit\") === \"decnet-reaper.service\""));
+    assert!(text.contains("subject.user === \"decnet\""));
+    assert!(
+        std::fs::read_to_string(&unit)
+            .unwrap()
+            .contains("ExecStart=/bin/sh /usr/local/sbin/decnet-reaper\n")
+    );
+    // The reaper is never enabled, started or restarted by init: only the target is.
+    let commands = host.take();
+    assert!(
+        !commands.iter().any(|c| c.contains("decnet-reaper")),
+        "{commands:#?}"
+    );
+    assert!(commands.contains(&"systemctl enable --now decnet.target".to_owned()));
+    // A new binary restarts every running daemon, never the reaper.
+    let newer = exe_dir.path().join("decnet-newer");
+    std::fs::write(&newer, b"#!/bin/sh\nexit 1\n").unwrap();
+    let upgrade = init_opts(r, Mode::Agent, &newer);
+    let steps = run_init(&upgrade, Some(&mut host));
+    assert!(failed(&steps).is_empty(), "{:#?}", failed(&steps));
+    let commands = host.take();
+    let restart = commands
+        .iter()
+        .find(|c| c.starts_with("systemctl try-restart"))
+        .unwrap_or_else(|| panic!("{commands:#?}"));
+    assert!(restart.contains("decnet-agent.service"), "{restart}");
+    assert!(!restart.contains("decnet-reaper"), "{restart}");
+
+    let steps = run_deinit(&deinit_opts(r, true), Some(&mut host));
+    assert!(failed(&steps).is_empty(), "{:#?}", failed(&steps));
+    assert!(!rule.exists() && !script.exists() && !unit.exists());
+    assert_eq!(snapshot(r), before);
+}
+
+#[test]
+fn an_agent_without_polkitd_is_refused_before_any_change() {
+    let root = skeleton();
+    let r = root.path();
+    let exe_dir = tempfile::tempdir().unwrap();
+    let exe = fake_exe(exe_dir.path());
+    let before = snapshot(r);
+    let mut host = FakeHost::new(r);
+    host.missing.insert("pkaction".to_owned());
+    let steps = run_init(&init_opts(r, Mode::Agent, &exe), Some(&mut host));
+    let last = steps.last().unwrap();
+    assert_eq!(
+        (last.outcome, last.action.as_str()),
+        (Outcome::Fail, "polkit")
+    );
+    assert!(last.detail.contains("apt-get install polkitd"), "{last}");
+    assert!(
+        last.detail
+            .contains("/etc/polkit-1/rules.d/50-decnet-reaper.rules"),
+        "{last}"
+    );
+    assert_eq!(snapshot(r), before);
+    // The master side installs no polkit rule and does not need polkitd.
+    let steps = run_init(&init_opts(r, Mode::Master, &exe), Some(&mut host));
+    assert!(failed(&steps).is_empty(), "{:#?}", failed(&steps));
+    assert!(!steps.iter().any(|s| s.action == "polkit"));
+}
+
+#[test]
+fn switching_an_agent_to_master_removes_the_reaper_and_its_rule() {
+    let root = skeleton();
+    let r = root.path();
+    let exe_dir = tempfile::tempdir().unwrap();
+    let exe = fake_exe(exe_dir.path());
+    run_init(&init_opts(r, Mode::Agent, &exe), None);
+    let rule = at(r, "/etc/polkit-1/rules.d/50-decnet-reaper.rules");
+    let script = at(r, "/usr/local/sbin/decnet-reaper");
+    assert!(rule.exists() && script.exists());
+    let steps = run_init(&init_opts(r, Mode::Master, &exe), None);
+    assert!(failed(&steps).is_empty(), "{:#?}", failed(&steps));
+    assert!(!rule.exists() && !script.exists());
+    assert!(!at(r, "/etc/systemd/system/decnet-reaper.service").exists());
+    let changed = not_skipped(&steps);
+    for path in [
+        "/etc/polkit-1/rules.d/50-decnet-reaper.rules",
+        "/usr/local/sbin/decnet-reaper",
+        "/etc/systemd/system/decnet-reaper.service",
+    ] {
+        assert!(
+            changed
+                .iter()
+                .any(|s| s.contains(&format!("remove {path}: stale"))),
+            "{path}: {changed:#?}"
+        );
+    }
+    // On a master, absent agent files are not even mentioned.
+    let again = run_init(&init_opts(r, Mode::Master, &exe), None);
+    assert!(!again.iter().any(|s| s.action.contains("decnet-reaper")));
+}

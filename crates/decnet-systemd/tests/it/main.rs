@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod engine;
+mod polkit;
 mod support;
 mod units;

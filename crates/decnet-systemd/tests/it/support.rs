@@ -8,11 +8,14 @@ use std::process::Command;
 use decnet_core::Settings;
 use decnet_systemd::{Error, Mode, System, Vars};
 
-/// Directories a real root has before DECNET is installed.
+/// Directories a real root has before DECNET is installed (`etc/polkit-1/rules.d` comes
+/// with polkitd, which `decnet init --mode agent` requires).
 pub const SKELETON: &[&str] = &[
     "etc/systemd/system",
     "etc/tmpfiles.d",
     "etc/logrotate.d",
+    "etc/polkit-1/rules.d",
+    "usr/local/sbin",
     "var/lib",
     "var/log",
     "opt",
@@ -91,6 +94,8 @@ pub fn fake_exe(dir: &Path) -> PathBuf {
 pub struct FakeHost {
     pub root: PathBuf,
     pub is_root: bool,
+    /// Commands `has_command` denies.
+    pub missing: BTreeSet<String>,
     pub users: BTreeSet<String>,
     pub groups: BTreeSet<String>,
     pub enabled: bool,
@@ -103,6 +108,7 @@ impl FakeHost {
         FakeHost {
             root: root.to_path_buf(),
             is_root: true,
+            missing: BTreeSet::new(),
             users: ["root".to_owned()].into(),
             groups: ["root".to_owned(), "docker".to_owned()].into(),
             enabled: false,
@@ -122,8 +128,8 @@ impl System for FakeHost {
         self.is_root
     }
 
-    fn has_command(&mut self, _: &str) -> bool {
-        true
+    fn has_command(&mut self, program: &str) -> bool {
+        !self.missing.contains(program)
     }
 
     fn user_id(&mut self, name: &str) -> Result<Option<u32>, Error> {

@@ -84,14 +84,40 @@ fn all_units() -> BTreeMap<String, Unit> {
         .collect()
 }
 
+/// The long-running daemons: every unit but the self-destruct reaper.
+fn daemons() -> BTreeMap<String, Unit> {
+    all_units()
+        .into_iter()
+        .filter(|(_, u)| u.meta.daemon)
+        .collect()
+}
+
+/// Names of the units that are not daemons (the reaper).
+fn non_daemons() -> Vec<String> {
+    all_units()
+        .into_iter()
+        .filter(|(_, u)| !u.meta.daemon)
+        .map(|(n, _)| n)
+        .collect()
+}
+
 #[test]
 fn decnet_target_wants_every_unit_of_its_side() {
     let v = vars();
     for mode in Mode::ALL {
         let target = target(mode, &v);
         let wants = target.list("Unit", "Wants");
-        let side = units(mode, &v);
+        let (side, tasks): (Vec<Unit>, Vec<Unit>) =
+            units(mode, &v).into_iter().partition(|u| u.meta.daemon);
         assert!(!side.is_empty());
+        for task in &tasks {
+            assert!(!task.meta.wanted, "{}", task.meta.name);
+            assert!(
+                !wants.contains(&task.meta.name.as_str()),
+                "{}",
+                task.meta.name
+            );
+        }
         for unit in &side {
             assert!(
                 unit.meta.wanted,
@@ -132,7 +158,9 @@ fn decnet_target_wants_every_unit_of_its_side() {
 #[test]
 fn no_unit_lacks_the_hardening_set() {
     let v = vars();
-    for (name, unit) in all_units() {
+    let all = daemons();
+    assert!(all.len() >= 4);
+    for (name, unit) in all {
         let f = &unit.file;
         for (key, want) in HARDENING {
             assert_eq!(f.get("Service", key), Some(*want), "{name}: {key}");
@@ -215,7 +243,7 @@ fn no_unit_lacks_the_hardening_set() {
 #[test]
 fn the_reconciler_reads_state_writes_only_its_database_and_has_no_network() {
     let v = vars();
-    let units = all_units();
+    let units = daemons();
     let f = &units["decnet-reconciler.service"].file;
     assert_eq!(f.list("Service", "SupplementaryGroups"), ["docker"]);
     assert_eq!(
@@ -293,7 +321,7 @@ fn user_group_and_paths_come_from_the_variables() {
     )
     .unwrap();
     for mode in Mode::ALL {
-        for unit in units(mode, &v) {
+        for unit in units(mode, &v).into_iter().filter(|u| u.meta.daemon) {
             let f = &unit.file;
             assert_eq!(f.get("Service", "User"), Some("svc"));
             assert_eq!(f.get("Service", "Group"), Some("ops"));
@@ -318,6 +346,68 @@ fn user_group_and_paths_come_from_the_variables() {
         Some("/usr/local/decnet/bin/decnet bus --socket /srv/dn/run/bus.sock --group ops")
     );
     assert_eq!(bus.file.list("Service", "ReadWritePaths"), ["/srv/dn/run"]);
+    let reaper = units(Mode::Agent, &v)
+        .into_iter()
+        .find(|u| u.meta.name == "decnet-reaper.service")
+        .unwrap();
+    assert_eq!(
+        reaper.file.get("Service", "StandardOutput"),
+        Some("append:/srv/dn/log/decnet.reaper.log")
+    );
+}
+
+#[test]
+fn the_reaper_runs_the_root_owned_script_as_root_and_outside_the_target() {
+    let v = vars();
+    assert_eq!(non_daemons(), ["decnet-reaper.service"]);
+    let files = rendered(Mode::Agent, &v);
+    let unit = files
+        .iter()
+        .find(|r| r.unit_name() == Some("decnet-reaper.service"))
+        .unwrap();
+    let f = UnitFile::parse("decnet-reaper.service", &unit.text).unwrap();
+    // Root (no User=), a one-shot that init never enables: no [Install], not PartOf the
+    // target, so neither the target's stop nor the agent's touches it.
+    assert_eq!(f.get("Service", "User"), None);
+    assert_eq!(f.get("Service", "DynamicUser"), None);
+    assert_eq!(f.get("Service", "Type"), Some("oneshot"));
+    assert_eq!(
+        f.get("Service", "ExecStart"),
+        Some("/bin/sh /usr/local/sbin/decnet-reaper")
+    );
+    assert_eq!(f.get("Unit", "PartOf"), None);
+    assert!(f.list("Install", "WantedBy").is_empty());
+    assert!(f.get("Unit", "BindsTo").is_none() && f.get("Unit", "Requires").is_none());
+    assert_eq!(f.get("Service", "TimeoutStartSec"), Some("30min"));
+    assert_eq!(
+        f.get("Service", "StandardOutput"),
+        Some("append:/var/log/decnet/decnet.reaper.log")
+    );
+    // It must be able to write what it removes.
+    for key in [
+        "ProtectSystem",
+        "ReadOnlyPaths",
+        "CapabilityBoundingSet",
+        "SystemCallFilter",
+    ] {
+        assert_eq!(f.get("Service", key), None, "{key}");
+    }
+    // The script it runs: installed with it, root's alone, outside the install.
+    let script = files.iter().find(|r| r.kind == Kind::ReaperScript).unwrap();
+    assert_eq!(script.path, Path::new("/usr/local/sbin/decnet-reaper"));
+    assert_eq!(script.mode, 0o700);
+    assert_eq!(script.owner, decnet_systemd::render::Owner::Root);
+    assert!(!script.path.starts_with(&v.install_dir));
+    assert!(script.text.starts_with("#!/bin/sh\n"));
+    assert!(script.text.contains("ROOT=''\n"));
+    // The master side has neither the unit, the script nor the polkit rule.
+    let master = rendered(Mode::Master, &v);
+    assert!(
+        !master
+            .iter()
+            .any(|r| r.unit_name() == Some("decnet-reaper.service")
+                || matches!(r.kind, Kind::ReaperScript | Kind::Polkit { .. }))
+    );
 }
 
 #[test]
@@ -387,7 +477,17 @@ fn every_unit_scores_ok_or_better() {
     eprintln!(
         "reference-shaped worker: {reference:.1}, reference-shaped agent: {reference_agent:.1}"
     );
+    // The reaper is a root one-shot uninstaller, not a daemon: it cannot be sandboxed to
+    // "OK" and still remove /opt, /etc and /usr/local; its score is printed, not bounded.
+    let tasks = non_daemons();
     for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        if tasks.contains(&name) {
+            let score = exposure(&bin, file);
+            eprintln!("{name} (root one-shot, not bounded by 3.0): {score:.1}");
+            assert!(score < reference, "{name}: {score} not below {reference}");
+            continue;
+        }
         let score = exposure(&bin, file);
         eprintln!(
             "{}: {score:.1}",

@@ -6,13 +6,16 @@ use std::process::{Command, Output};
 
 use crate::support::{stderr, stdout};
 
-/// A root with the directories a real one has before DECNET is installed.
+/// A root with the directories a real one has before DECNET is installed
+/// (`etc/polkit-1/rules.d` comes with polkitd, which `--mode agent` requires).
 fn skeleton() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     for dir in [
         "etc/systemd/system",
         "etc/tmpfiles.d",
         "etc/logrotate.d",
+        "etc/polkit-1/rules.d",
+        "usr/local/sbin",
         "var/lib",
         "var/log",
         "opt",
