@@ -66,6 +66,10 @@ pub enum Command {
     /// Operate the swarm: enroll, list, check, deckies, teardown, decommission.
     #[command(subcommand)]
     Swarm(crate::cmd::swarm::SwarmCommand),
+    /// Run the host's bus broker, or publish to / subscribe on it.
+    Bus(Box<crate::cmd::bus::BusArgs>),
+    /// Converge the state file, the database and Docker (a pass now, then every interval).
+    Reconcile(Box<crate::cmd::reconcile::ReconcileArgs>),
 }
 
 /// `--json` for listings.

@@ -1,6 +1,7 @@
 //! One module per subcommand; [`run`] dispatches.
 
 pub mod agent;
+pub mod bus;
 mod catalog;
 mod compose;
 mod deploy;
@@ -8,6 +9,7 @@ mod image;
 mod init;
 mod live;
 mod mirror;
+pub mod reconcile;
 mod status;
 pub mod swarm;
 pub mod swarmctl;
@@ -37,5 +39,7 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Swarmctl(args) => swarmctl::run(&Ctx::load(cli.global.data_dir)?, &args),
         Command::Agent(args) => agent::run(&Ctx::load(cli.global.data_dir)?, &args),
         Command::Swarm(cmd) => swarm::run(&Ctx::load(cli.global.data_dir)?, &cmd),
+        Command::Bus(args) => bus::run(&Ctx::load(cli.global.data_dir)?, &args),
+        Command::Reconcile(args) => reconcile::run(&Ctx::load(cli.global.data_dir)?, &args),
     }
 }

@@ -6,5 +6,6 @@ mod deploy;
 mod init;
 mod lab;
 mod live;
+mod reconcile;
 mod support;
 mod swarm;
