@@ -84,6 +84,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The systemd deployment surface failed (rendering the reaper script).
+    #[error(transparent)]
+    Systemd(#[from] decnet_systemd::Error),
+    /// A command could not be started, timed out, or exited non-zero.
+    #[error("command `{command}` {reason}")]
+    Command {
+        /// The command line, space-joined.
+        command: String,
+        /// What went wrong (exit status and the start of its stderr, timeout, spawn error).
+        reason: String,
+    },
     /// A JSON document could not be encoded or decoded.
     #[error("{what}: {source}")]
     Json {

@@ -358,8 +358,12 @@ async fn self_destruct(
                     tracing::warn!(detail = %e.detail, "Pre-reap teardown not run; reaping anyway");
                 }
             }
-            if let Err(e) = job_ctx.reaper.launch() {
-                tracing::error!(error = %e, "Could not start the reaper");
+            // Starting it waits for systemctl or systemd-run: off the async workers.
+            let reaper = job_ctx.reaper.clone();
+            match tokio::task::spawn_blocking(move || reaper.launch()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "Could not start the reaper"),
+                Err(e) => tracing::error!(error = %e, "Reaper start task failed"),
             }
         });
     }

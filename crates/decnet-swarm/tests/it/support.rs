@@ -151,18 +151,24 @@ pub async fn start_agent(m: &Master, name: &str, ip: &str, lan_host: &str) -> Ag
     .unwrap();
     let fake = FakeBackend::new();
     let spawner = Arc::new(RecordingSpawner::default());
+    // A host where systemd runs but decnet-reaper.service is not installed: the agent
+    // writes its own script and hands it to systemd-run (recorded, not run).
+    let systemd_dir = dir.path().join("run-systemd-system");
+    std::fs::create_dir(&systemd_dir).unwrap();
     let reaper = Reaper {
         script: ReaperScript {
             root: dir.path().join("root"),
             delay_secs: 0,
             systemctl: "true".into(),
             docker: "none".into(),
+            own_dir: false,
         },
         temp_dir: dir.path().to_path_buf(),
         lookup: Arc::new(|n: &str| {
             (n == "systemd-run").then(|| PathBuf::from("/usr/bin/systemd-run"))
         }),
         spawner: spawner.clone(),
+        systemd_dir,
     };
     let (tx, rx) = oneshot::channel();
     let agent_lan = lan(lan_host);

@@ -400,7 +400,7 @@ async fn swarm_end_to_end() {
         "the reaper was not started"
     );
     let plan = w2.spawner.0.lock().unwrap()[0].clone();
-    assert!(plan.systemd && plan.args.iter().any(|a| a.starts_with("decnet-reaper-")));
+    assert!(plan.systemd() && plan.args.iter().any(|a| a.starts_with("decnet-reaper-")));
     assert!(w2.fake.state().calls.iter().any(|c| c == "purge"));
     assert!(w2.fake.state().config.is_none());
     assert!(hosts(&m).await.is_empty());
