@@ -26,11 +26,15 @@ fn decky(name: &str, octet: u8) -> Value {
 
 /// Writes a reference-format state file with `deckies` into the env's data directory.
 fn write_state(env: &Env, deckies: &[Value]) {
+    write_state_mode(env, "unihost", deckies);
+}
+
+fn write_state_mode(env: &Env, mode: &str, deckies: &[Value]) {
     let lib = env.home().join("lib");
     std::fs::create_dir_all(&lib).unwrap();
     let state = json!({
         "config": {
-            "mode": "unihost", "interface": "eth0", "subnet": "192.168.1.0/24",
+            "mode": mode, "interface": "eth0", "subnet": "192.168.1.0/24",
             "gateway": "192.168.1.1", "deckies": deckies
         },
         "compose_path": "decnet-compose.yml"
@@ -193,6 +197,47 @@ fn once_args(env: &Env, extra: &[&str]) -> Value {
     let out = env.run_env(&args, &[NO_DOCKER]);
     assert!(out.status.success(), "{}", stderr(&out));
     serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+#[test]
+fn an_enrolled_worker_reconciles_under_its_own_uuid() {
+    let env = Env::new();
+    let worker = "6f1c0d2e-4b7a-4e0f-9c1d-2a3b4c5d6e7f";
+    // An agent configured but not enrolled has no identity yet: refused, not `local`.
+    let out = env.run_env(
+        &["reconcile", "--once"],
+        &[NO_DOCKER, ("DECNET_MODE", "agent")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not enrolled"), "{}", stderr(&out));
+
+    let agent_dir = env.home().join("etc/agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let fp = "ab".repeat(32);
+    std::fs::write(
+        agent_dir.join("identity.json"),
+        json!({
+            "version": 1, "host_uuid": worker, "name": "worker-1",
+            "master_fingerprint": fp, "controller_fingerprint": fp,
+            "controller_url": "https://master:8771"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // The worker's state file pins its deckies to it (the master assigned them).
+    let mut d = decky("decky-01", 10);
+    d["host_uuid"] = json!(worker);
+    write_state_mode(&env, "swarm", &[d]);
+    let report = once(&env, &[NO_DOCKER, ("DECNET_MODE", "agent")]);
+    assert_eq!(report["host_uuid"], worker);
+    assert_eq!(
+        (report["inserted"].as_u64(), report["foreign"].as_u64()),
+        (Some(1), Some(0))
+    );
+    // Converged: no churn between `local` and the worker's uuid (FL-3).
+    let again = once(&env, &[NO_DOCKER, ("DECNET_MODE", "agent")]);
+    assert_eq!(counts(&again), [0, 0, 0, 0]);
+    assert!(rows(&db_path(&env)).is_empty(), "nothing under local");
 }
 
 #[test]
