@@ -22,7 +22,7 @@ use crate::Error;
 use crate::envelope::{Envelope, now_ts, restamp};
 use crate::queue::{DEFAULT_QUEUE_CAPACITY, Queue, QueueItem};
 use crate::router::{ConnId, Router};
-use crate::topic::{Pattern, Topic};
+use crate::topic::{Pattern, TopicCache};
 use crate::topics::{SYSTEM_BUS_HEALTH, TYPE_BUS_HEALTH};
 
 /// Default heartbeat period of `system.bus.health`.
@@ -532,6 +532,7 @@ async fn serve(shared: Arc<Shared>, conn: Arc<Conn>, stream: UnixStream) {
 
 async fn read_loop(shared: &Shared, conn: &Conn, mut rd: OwnedReadHalf) -> Result<End, Error> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut topics = TopicCache::new();
     // Receive time (`rts`), read once per batch of frames rather than per frame.
     let mut now = now_ts();
     loop {
@@ -539,9 +540,10 @@ async fn read_loop(shared: &Shared, conn: &Conn, mut rd: OwnedReadHalf) -> Resul
             // PUB bodies are validated by `restamp`, which parses them completely; every
             // other verb's body is checked in `handle_frame`.
             let (consumed, end) = match wire::decode_unchecked(&buf)? {
-                Decoded::Frame { frame, consumed } => {
-                    (consumed, handle_frame(shared, conn, frame, now)?)
-                }
+                Decoded::Frame { frame, consumed } => (
+                    consumed,
+                    handle_frame(shared, conn, &mut topics, frame, now)?,
+                ),
                 Decoded::NeedMore { min_len } => {
                     buf.reserve(min_len.saturating_sub(buf.len()).max(READ_CHUNK));
                     break;
@@ -591,13 +593,19 @@ fn ack_of(body: &[u8]) -> Option<u64> {
 }
 
 /// Handles one frame; returns true when the peer said BYE.
-fn handle_frame(shared: &Shared, conn: &Conn, frame: Frame<'_>, now: f64) -> Result<bool, Error> {
+fn handle_frame(
+    shared: &Shared,
+    conn: &Conn,
+    topics: &mut TopicCache,
+    frame: Frame<'_>,
+    now: f64,
+) -> Result<bool, Error> {
     if frame.verb != Verb::Pub {
         wire::check_body(frame.body)?;
     }
     match frame.verb {
         Verb::Pub => {
-            let topic = Topic::new(frame.args)?;
+            let topic = topics.get(frame.args)?;
             // The EVT frame is built once and shared by every receiving connection.
             let mut out = Vec::with_capacity(frame.body.len() + 2 * frame.args.len() + 128);
             let open = wire::begin(Verb::Evt, topic.as_str(), &mut out)?;

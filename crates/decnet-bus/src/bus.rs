@@ -10,6 +10,7 @@ use tracing::warn;
 
 use crate::Error;
 use crate::envelope::Envelope;
+use crate::payload::Payload;
 use crate::queue::Subscription;
 use crate::topic::{Pattern, Topic};
 
@@ -151,7 +152,8 @@ pub async fn publish_safely(
             return false;
         }
     };
-    let payload = match payload_object(payload) {
+    // Serialised straight to JSON text: no map of values in between.
+    let payload = match Payload::from_serialize(&payload) {
         Ok(p) => p,
         Err(e) => {
             warn!(topic = %topic, error = %e, "Bus event skipped");

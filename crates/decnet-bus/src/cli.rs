@@ -75,8 +75,9 @@ pub async fn subscribe_print(
         let Some(envelope) = sub.recv().await else {
             break;
         };
-        serde_json::to_writer(&mut out, &envelope).map_err(|e| Error::Output(e.into()))?;
-        out.write_all(b"\n").map_err(Error::Output)?;
+        let mut line = envelope.to_json();
+        line.push(b'\n');
+        out.write_all(&line).map_err(Error::Output)?;
         out.flush().map_err(Error::Output)?;
         printed += 1;
     }

@@ -20,7 +20,7 @@ use crate::Error;
 use crate::bus::{Bus, BusStats};
 use crate::envelope::{Envelope, now_ts};
 use crate::queue::{DEFAULT_QUEUE_CAPACITY, Queue, Subscription};
-use crate::topic::{Pattern, Topic, matches};
+use crate::topic::{Pattern, TopicCache, matches};
 
 /// Largest amount of published frames waiting for the socket before new ones are dropped.
 pub const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
@@ -303,12 +303,8 @@ impl SocketClient {
         }
         // Serialised straight into the outbound buffer: no intermediate body copy. Only
         // publishers take this lock, so holding it while serialising stalls no reader.
-        let start = out.out.len();
         let frame = wire::begin(Verb::Pub, envelope.topic.as_str(), &mut out.out)?;
-        if let Err(e) = serde_json::to_writer(&mut out.out, &envelope) {
-            out.out.truncate(start);
-            return Err(Error::Envelope(e.to_string()));
-        }
+        envelope.write_json(&mut out.out);
         wire::finish(frame, &mut out.out)?;
         drop(out);
         self.inner.published.fetch_add(1, Ordering::Relaxed);
@@ -542,13 +538,16 @@ struct Ack {
 
 async fn read_loop(inner: &Inner, mut rd: OwnedReadHalf) -> Result<(), Error> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut topics = TopicCache::new();
     // Receive time, read once per batch of frames rather than per frame.
     let mut now = now_ts();
     loop {
         loop {
             // EVT bodies are validated by `Envelope::from_wire`; others in `on_frame`.
             let (consumed, bye) = match wire::decode_unchecked(&buf)? {
-                Decoded::Frame { frame, consumed } => (consumed, on_frame(inner, frame, now)?),
+                Decoded::Frame { frame, consumed } => {
+                    (consumed, on_frame(inner, &mut topics, frame, now)?)
+                }
                 Decoded::NeedMore { min_len } => {
                     buf.reserve(min_len.saturating_sub(buf.len()).max(READ_CHUNK));
                     break;
@@ -581,13 +580,18 @@ async fn read_loop(inner: &Inner, mut rd: OwnedReadHalf) -> Result<(), Error> {
 }
 
 /// Handles one frame from the broker; returns true on BYE.
-fn on_frame(inner: &Inner, frame: Frame<'_>, now: f64) -> Result<bool, Error> {
+fn on_frame(
+    inner: &Inner,
+    topics: &mut TopicCache,
+    frame: Frame<'_>,
+    now: f64,
+) -> Result<bool, Error> {
     if frame.verb != Verb::Evt {
         wire::check_body(frame.body)?;
     }
     match frame.verb {
         Verb::Evt => {
-            let topic = Topic::new(frame.args)?;
+            let topic = topics.get(frame.args)?;
             let envelope = Envelope::from_wire(topic, frame.body, now)?;
             let subs = inner.subs_read();
             let mut targets = subs

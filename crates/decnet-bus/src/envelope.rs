@@ -5,9 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use crate::Error;
+use crate::payload::Payload;
 use crate::topic::Topic;
 
 /// The envelope version this crate writes and accepts.
@@ -22,7 +22,8 @@ pub const MAX_EVENT_TYPE_LEN: usize = 256;
 /// On receive, the topic always comes from the transport (frame header or NATS subject),
 /// never from the body; missing fields default (new id, `ts` now, type `""`, payload `{}`).
 /// The broker keeps the publisher's `id` and `ts` and adds its own receive time `rts`
-/// (FL-8), so a subscriber can tell publish time from broker time.
+/// (FL-8), so a subscriber can tell publish time from broker time. The payload stays JSON
+/// text until it is read ([`Envelope::payload_as`], [`Payload::to_map`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     /// Format version, [`ENVELOPE_VERSION`].
@@ -36,8 +37,8 @@ pub struct Envelope {
     pub event_type: String,
     /// Publish time, seconds since the Unix epoch.
     pub ts: f64,
-    /// The event data.
-    pub payload: Map<String, Value>,
+    /// The event data: one JSON object.
+    pub payload: Payload,
     /// Broker receive time, seconds since the Unix epoch (absent before a broker saw it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rts: Option<f64>,
@@ -61,68 +62,100 @@ pub fn new_event_id() -> String {
         .to_string()
 }
 
+/// Appends the JSON text of a string or number. Writing these into a vector cannot fail
+/// (serde_json writes a non-finite float as `null`); `null` keeps the text valid anyway.
+fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    let at = out.len();
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.truncate(at);
+        out.extend_from_slice(b"null");
+    }
+}
+
 impl Envelope {
     /// A new event stamped with a fresh id and the current time.
-    pub fn new(topic: Topic, event_type: impl Into<String>, payload: Map<String, Value>) -> Self {
+    pub fn new(topic: Topic, event_type: impl Into<String>, payload: impl Into<Payload>) -> Self {
         Self {
             v: ENVELOPE_VERSION,
             id: new_event_id(),
             topic,
             event_type: event_type.into(),
             ts: now_ts(),
-            payload,
+            payload: payload.into(),
             rts: None,
         }
     }
 
+    /// Parses the payload into `T` (which may borrow strings from it).
+    ///
+    /// # Errors
+    /// [`Error::PayloadType`] when the payload does not fit `T`.
+    pub fn payload_as<'a, T: Deserialize<'a>>(&'a self) -> Result<T, Error> {
+        self.payload.parse()
+    }
+
     /// The JSON body of this envelope.
     pub fn to_json(&self) -> Vec<u8> {
-        // Serialising a struct of strings, numbers and a JSON map cannot fail; the empty
-        // object is a safe fallback that the receiver turns into defaults.
-        serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec())
+        let mut out = Vec::with_capacity(
+            self.payload.as_bytes().len()
+                + self.id.len()
+                + self.topic.as_str().len()
+                + self.event_type.len()
+                + 96,
+        );
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Appends the JSON body of this envelope to `out`: the fields in the order `v`, `id`,
+    /// `topic`, `type`, `ts`, `payload`, `rts` (when set), the payload text verbatim.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"v\":");
+        write_value(out, &self.v);
+        out.extend_from_slice(b",\"id\":");
+        write_value(out, self.id.as_str());
+        out.extend_from_slice(b",\"topic\":");
+        write_value(out, self.topic.as_str());
+        out.extend_from_slice(b",\"type\":");
+        write_value(out, self.event_type.as_str());
+        out.extend_from_slice(b",\"ts\":");
+        write_value(out, &self.ts);
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(self.payload.as_bytes());
+        if let Some(rts) = self.rts {
+            out.extend_from_slice(b",\"rts\":");
+            write_value(out, &rts);
+        }
+        out.push(b'}');
     }
 
     /// Reads an envelope received on `topic` (from the transport); `now` fills a missing `ts`.
+    ///
+    /// The body is validated completely in one pass; the payload is checked to be an object
+    /// and kept as text.
     ///
     /// # Errors
     /// [`Error::Envelope`] when the body is not a JSON object, a field has the wrong type,
     /// the version is not 1, or the id or type is too long.
     pub fn from_wire(topic: Topic, body: &[u8], now: f64) -> Result<Self, Error> {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self {
-                v: ENVELOPE_VERSION,
-                id: new_event_id(),
-                topic,
-                event_type: String::new(),
-                ts: now,
-                payload: Map::new(),
-                rts: None,
-            });
-        }
-        let text = object_text(body)?;
-        // One pass: the payload is parsed straight into its map.
-        let full: FullEnvelope = serde_json::from_str(text).map_err(envelope_error)?;
-        let raw = RawEnvelope {
-            v: full.v,
-            id: full.id.as_deref().map(Cow::Borrowed),
-            event_type: full.event_type.as_deref().map(Cow::Borrowed),
-            ts: full.ts,
-            payload: None,
+        let wire = WireEnvelope::parse(body)?;
+        wire.check()?;
+        let payload = match wire.payload {
+            Some(raw) => Payload::from_raw(raw)?,
+            None => Payload::empty(),
         };
-        let fields = raw.check()?;
-        let id = fields.id.is_some();
-        let ts = fields.ts.unwrap_or(now);
         Ok(Self {
             v: ENVELOPE_VERSION,
-            id: match full.id {
-                Some(i) if id => i,
+            id: match wire.id {
+                // An empty id is as good as a missing one.
+                Some(id) if !id.is_empty() => id.into_owned(),
                 _ => new_event_id(),
             },
             topic,
-            event_type: full.event_type.unwrap_or_default(),
-            ts,
-            payload: full.payload.unwrap_or_default(),
-            rts: full.rts,
+            event_type: wire.event_type.map(Cow::into_owned).unwrap_or_default(),
+            ts: wire.ts.unwrap_or(now),
+            payload,
+            rts: wire.rts,
         })
     }
 }
@@ -139,36 +172,14 @@ fn object_text(body: &[u8]) -> Result<&str, Error> {
     Ok(text)
 }
 
-/// Parses a non-empty body for forwarding.
-fn parse_raw(body: &[u8]) -> Result<RawEnvelope<'_>, Error> {
-    serde_json::from_str(object_text(body)?).map_err(envelope_error)
-}
-
-/// The fields a subscriber reads, payload included, in one pass.
-#[derive(Deserialize)]
-struct FullEnvelope {
-    #[serde(default)]
-    v: Option<u32>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default, rename = "type")]
-    event_type: Option<String>,
-    #[serde(default)]
-    ts: Option<f64>,
-    #[serde(default)]
-    payload: Option<Map<String, Value>>,
-    #[serde(default)]
-    rts: Option<f64>,
-}
-
 fn envelope_error(e: serde_json::Error) -> Error {
     Error::Envelope(e.to_string())
 }
 
-/// The fields a receiver reads; `topic` and unknown fields are ignored, the payload is
-/// kept as raw text so the broker can forward it without rebuilding it.
-#[derive(Deserialize)]
-struct RawEnvelope<'a> {
+/// The fields of a received body, borrowed from it; `topic` and unknown fields are
+/// ignored, the payload is kept as raw text (validated JSON, not yet values).
+#[derive(Default, Deserialize)]
+struct WireEnvelope<'a> {
     #[serde(default)]
     v: Option<u32>,
     #[serde(default, borrow)]
@@ -179,16 +190,20 @@ struct RawEnvelope<'a> {
     ts: Option<f64>,
     #[serde(default, borrow)]
     payload: Option<&'a RawValue>,
+    #[serde(default)]
+    rts: Option<f64>,
 }
 
-struct CheckedFields<'a> {
-    id: Option<Cow<'a, str>>,
-    event_type: Option<Cow<'a, str>>,
-    ts: Option<f64>,
-}
+impl<'a> WireEnvelope<'a> {
+    /// Parses a body completely (every byte is checked); a blank body has no fields.
+    fn parse(body: &'a [u8]) -> Result<Self, Error> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self::default());
+        }
+        serde_json::from_str(object_text(body)?).map_err(envelope_error)
+    }
 
-impl<'a> RawEnvelope<'a> {
-    fn check(&self) -> Result<CheckedFields<'a>, Error> {
+    fn check(&self) -> Result<(), Error> {
         if let Some(v) = self.v
             && v != ENVELOPE_VERSION
         {
@@ -209,12 +224,7 @@ impl<'a> RawEnvelope<'a> {
         {
             return Err(Error::Envelope("type is longer than 256 bytes".into()));
         }
-        Ok(CheckedFields {
-            // An empty id is as good as a missing one.
-            id: self.id.clone().filter(|i| !i.is_empty()),
-            event_type: self.event_type.clone(),
-            ts: self.ts,
-        })
+        Ok(())
     }
 }
 
@@ -251,22 +261,12 @@ fn payload_or_empty<S: serde::Serializer>(
 /// # Errors
 /// As [`Envelope::from_wire`].
 pub fn restamp(topic: &Topic, body: &[u8], now: f64, out: &mut Vec<u8>) -> Result<(), Error> {
-    let raw: RawEnvelope<'_> = if body.iter().all(u8::is_ascii_whitespace) {
-        RawEnvelope {
-            v: None,
-            id: None,
-            event_type: None,
-            ts: None,
-            payload: None,
-        }
-    } else {
-        parse_raw(body)?
-    };
-    let fields = raw.check()?;
+    let wire = WireEnvelope::parse(body)?;
+    wire.check()?;
     let fresh;
-    let id = match &fields.id {
-        Some(id) => id.as_ref(),
-        None => {
+    let id = match &wire.id {
+        Some(id) if !id.is_empty() => id.as_ref(),
+        _ => {
             fresh = new_event_id();
             &fresh
         }
@@ -275,9 +275,9 @@ pub fn restamp(topic: &Topic, body: &[u8], now: f64, out: &mut Vec<u8>) -> Resul
         v: ENVELOPE_VERSION,
         id,
         topic: topic.as_str(),
-        event_type: fields.event_type.as_deref().unwrap_or(""),
-        ts: fields.ts.unwrap_or(now),
-        payload: raw.payload,
+        event_type: wire.event_type.as_deref().unwrap_or(""),
+        ts: wire.ts.unwrap_or(now),
+        payload: wire.payload,
         rts: now,
     };
     serde_json::to_writer(out, &forwarded).map_err(envelope_error)
@@ -286,7 +286,7 @@ pub fn restamp(topic: &Topic, body: &[u8], now: f64, out: &mut Vec<u8>) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Map, Value, json};
 
     fn topic(s: &str) -> Topic {
         Topic::new(s).unwrap()
@@ -301,6 +301,25 @@ mod tests {
         assert_eq!(back, env);
         assert_eq!(env.id.len(), 32);
         assert!(env.ts > 1.6e9);
+    }
+
+    #[test]
+    fn the_hand_written_body_is_what_serde_writes() {
+        let mut env = Envelope::new(
+            topic("a.b"),
+            "t\"q\u{1}",
+            Payload::from_json(r#"{"k":[1,"x\n",null],"e":{}}"#).unwrap(),
+        );
+        env.id = "i\\d".into();
+        assert_eq!(env.to_json(), serde_json::to_vec(&env).unwrap());
+        env.rts = Some(1.5);
+        assert_eq!(env.to_json(), serde_json::to_vec(&env).unwrap());
+        let back: Envelope = serde_json::from_slice(&env.to_json()).unwrap();
+        assert_eq!(back, env);
+        // A non-finite time is written as null, which a receiver replaces by its clock.
+        env.ts = f64::NAN;
+        let back = Envelope::from_wire(topic("a.b"), &env.to_json(), 3.0).unwrap();
+        assert_eq!(back.ts, 3.0);
     }
 
     #[test]
@@ -325,7 +344,25 @@ mod tests {
         assert_eq!(env.id, "abc");
         assert_eq!(env.ts, 12.5);
         assert_eq!(env.event_type, "t");
-        assert_eq!(env.payload["a"], 1);
+        assert_eq!(env.payload.to_map().unwrap()["a"], 1);
+        assert_eq!(env.payload.as_str(), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn a_payload_number_beyond_f64_fails_only_its_reader() {
+        // Valid JSON: the envelope is accepted and forwarded; reading the payload into
+        // values fails for that event alone (it must not cost the connection).
+        let body = br#"{"payload":{"x":1e400,"y":"z"}}"#;
+        let env = Envelope::from_wire(topic("a"), body, 0.0).unwrap();
+        assert!(env.payload.to_map().is_err());
+        #[derive(Deserialize)]
+        struct Y<'a> {
+            y: &'a str,
+        }
+        // A reader that skips `x` is not affected.
+        assert_eq!(env.payload_as::<Y<'_>>().unwrap().y, "z");
+        let mut out = Vec::new();
+        restamp(&topic("a"), body, 1.0, &mut out).unwrap();
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub enum Error {
     /// A payload given to a publish helper is not a JSON object.
     #[error("payload is not a json object")]
     PayloadNotObject,
+    /// A payload does not fit the type it was read into.
+    #[error("payload does not fit the requested type")]
+    PayloadType(#[source] serde_json::Error),
     /// The bus handle was closed.
     #[error("bus is closed")]
     Closed,

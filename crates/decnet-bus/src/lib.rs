@@ -8,7 +8,9 @@
 //!   invalid patterns such as `a.>.z` are refused. [`topics`] builds the catalogue topics.
 //! - [`Envelope`]: the v1 event `{v, id, topic, type, ts, payload}` plus the broker's
 //!   receive time `rts`. The publisher's `id` and `ts` are kept end to end (FL-8); the
-//!   topic always comes from the transport, never the body.
+//!   topic always comes from the transport, never the body. Its [`Payload`] stays JSON
+//!   text from publisher to subscriber (checked, never rebuilt) until a reader parses it
+//!   into its own type ([`Envelope::payload_as`]) or into values ([`Payload::to_map`]).
 //! - [`Bus`]: the object-safe trait (publish, subscribe → [`Subscription`] stream, close)
 //!   and its contract; [`publish_safely`] never fails its caller (FL-6).
 //! - Backends: [`Broker`] + [`SocketClient`] over a UNIX socket (the reference wire
@@ -47,6 +49,7 @@ mod envelope;
 mod error;
 mod memory;
 mod nats;
+mod payload;
 mod queue;
 mod router;
 mod topic;
@@ -69,6 +72,7 @@ pub use envelope::{
 pub use error::Error;
 pub use memory::{MemoryBus, MemoryHub};
 pub use nats::{DEFAULT_NATS_URL, NatsBus};
+pub use payload::Payload;
 pub use queue::{
     DEFAULT_QUEUE_CAPACITY, MAX_QUEUE_BYTES, MAX_QUEUE_CAPACITY, QueueStats, Subscription,
 };

@@ -6,8 +6,11 @@
 //! trailing tokens and may only be the last token. This is also the NATS subject grammar,
 //! so patterns map to NATS subjects unchanged.
 
-use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::Arc;
 
 use decnet_core::{DeckyName, HostUuid};
 use serde::{Deserialize, Serialize};
@@ -95,23 +98,79 @@ const fn static_topic_ok(text: &str) -> bool {
     token_len > 0
 }
 
+/// The text of a topic or pattern: a constant, or one shared allocation, so that cloning
+/// a topic (once per event delivered, on every backend) is a reference-count increment.
+#[derive(Clone)]
+enum Text {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl Text {
+    fn new(text: &str) -> Self {
+        Text::Shared(Arc::from(text))
+    }
+}
+
+impl Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Text::Static(s) => s,
+            Text::Shared(s) => s,
+        }
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Text {}
+
+impl PartialOrd for Text {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Text {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl Hash for Text {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 /// A validated topic such as `decky.local:web-01.state`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Topic(Cow<'static, str>);
+pub struct Topic(Text);
 
 impl Topic {
     /// Validates `text`.
     ///
     /// # Errors
     /// [`Error::InvalidTopic`] naming the broken rule.
-    pub fn new(text: impl Into<String>) -> Result<Self, Error> {
-        let text = text.into();
-        let problem = common_problem(&text).or_else(|| text.split('.').find_map(literal_problem));
+    pub fn new(text: impl AsRef<str>) -> Result<Self, Error> {
+        let text = text.as_ref();
+        let problem = common_problem(text).or_else(|| text.split('.').find_map(literal_problem));
         match problem {
-            None => Ok(Self(Cow::Owned(text))),
+            None => Ok(Self(Text::new(text))),
             Some(reason) => Err(Error::InvalidTopic {
-                topic: shown(&text),
+                topic: shown(text),
                 reason,
             }),
         }
@@ -123,7 +182,7 @@ impl Topic {
     /// When `text` is not a valid ASCII topic (at compile time in const context).
     pub const fn from_static(text: &'static str) -> Self {
         assert!(static_topic_ok(text), "invalid static topic");
-        Self(Cow::Borrowed(text))
+        Self(Text::Static(text))
     }
 
     /// The topic as text.
@@ -146,7 +205,7 @@ impl Topic {
     /// # Errors
     /// [`Error::InvalidTopic`] when the result is not a valid topic.
     pub fn child(&self, suffix: &str) -> Result<Topic, Error> {
-        Topic::new(format!("{}.{suffix}", self.0))
+        Topic::new(format!("{}.{suffix}", self.as_str()))
     }
 }
 
@@ -166,7 +225,7 @@ impl TryFrom<&str> for Topic {
 
 impl From<Topic> for String {
     fn from(value: Topic) -> Self {
-        value.0.into_owned()
+        value.0.to_string()
     }
 }
 
@@ -182,10 +241,47 @@ impl AsRef<str> for Topic {
     }
 }
 
+/// How many recent topics a [`TopicCache`] keeps.
+const TOPIC_CACHE_SLOTS: usize = 8;
+
+/// The topics seen last on one connection: a frame header that repeats one of them reuses
+/// it, without validating or allocating again (a publisher usually repeats a few topics).
+pub(crate) struct TopicCache {
+    slots: Vec<Topic>,
+    next: usize,
+}
+
+impl TopicCache {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: Vec::with_capacity(TOPIC_CACHE_SLOTS),
+            next: 0,
+        }
+    }
+
+    /// The topic named `text`, validated once per cache entry.
+    ///
+    /// # Errors
+    /// As [`Topic::new`].
+    pub(crate) fn get(&mut self, text: &str) -> Result<Topic, Error> {
+        if let Some(topic) = self.slots.iter().find(|t| t.as_str() == text) {
+            return Ok(topic.clone());
+        }
+        let topic = Topic::new(text)?;
+        if self.slots.len() < TOPIC_CACHE_SLOTS {
+            self.slots.push(topic.clone());
+        } else {
+            self.slots[self.next] = topic.clone();
+            self.next = (self.next + 1) % TOPIC_CACHE_SLOTS;
+        }
+        Ok(topic)
+    }
+}
+
 /// A validated subscription pattern such as `system.*.health` or `topology.t1.>`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Pattern(Cow<'static, str>);
+pub struct Pattern(Text);
 
 impl Pattern {
     /// Validates `text`.
@@ -193,12 +289,12 @@ impl Pattern {
     /// # Errors
     /// [`Error::InvalidPattern`] naming the broken rule; `a.>.z`, `a.b*`, `a..b` and
     /// `a b` are all refused.
-    pub fn new(text: impl Into<String>) -> Result<Self, Error> {
-        let text = text.into();
-        match Self::problem(&text) {
-            None => Ok(Self(Cow::Owned(text))),
+    pub fn new(text: impl AsRef<str>) -> Result<Self, Error> {
+        let text = text.as_ref();
+        match Self::problem(text) {
+            None => Ok(Self(Text::new(text))),
             Some(reason) => Err(Error::InvalidPattern {
-                pattern: shown(&text),
+                pattern: shown(text),
                 reason,
             }),
         }
@@ -263,7 +359,7 @@ impl TryFrom<&str> for Pattern {
 
 impl From<Pattern> for String {
     fn from(value: Pattern) -> Self {
-        value.0.into_owned()
+        value.0.to_string()
     }
 }
 
@@ -408,6 +504,26 @@ mod tests {
             assert!(!static_topic_ok(bad), "{bad:?}");
         }
         assert!(std::panic::catch_unwind(|| Topic::from_static("a..b")).is_err());
+    }
+
+    #[test]
+    fn topic_cache_validates_once_and_stays_bounded() {
+        let mut cache = TopicCache::new();
+        let a = cache.get("a.b").unwrap();
+        let again = cache.get("a.b").unwrap();
+        assert_eq!(a, again);
+        // The same allocation: the second lookup was a hit.
+        assert!(std::ptr::eq(a.as_str(), again.as_str()));
+        assert!(cache.get("a..b").is_err());
+        for i in 0..3 * TOPIC_CACHE_SLOTS {
+            assert_eq!(
+                cache.get(&format!("t.{i}")).unwrap().as_str(),
+                format!("t.{i}")
+            );
+        }
+        assert_eq!(cache.slots.len(), TOPIC_CACHE_SLOTS);
+        // An evicted topic is validated and cached again.
+        assert_eq!(cache.get("a.b").unwrap().as_str(), "a.b");
     }
 
     #[test]

@@ -97,9 +97,11 @@ pub async fn control_listener(
             warn!(worker = %worker, "Control listener disabled: bus closed");
             return;
         };
-        match event.payload.get("action").and_then(Value::as_str) {
+        // Control events are rare: reading them into values costs nothing that matters.
+        let payload = event.payload.to_map().unwrap_or_default();
+        match payload.get("action").and_then(Value::as_str) {
             Some("stop") => {
-                let by = event.payload.get("requested_by").and_then(Value::as_str);
+                let by = payload.get("requested_by").and_then(Value::as_str);
                 info!(worker = %worker, requested_by = ?by, "Stop requested over the bus");
                 shutdown.cancel();
                 return;

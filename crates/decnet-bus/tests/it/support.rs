@@ -34,7 +34,7 @@ pub fn event(t: &str, n: u64) -> Envelope {
 }
 
 pub fn n_of(e: &Envelope) -> u64 {
-    e.payload["n"].as_u64().unwrap()
+    e.payload.to_map().unwrap()["n"].as_u64().unwrap()
 }
 
 /// The next event, or a panic after [`WAIT`].

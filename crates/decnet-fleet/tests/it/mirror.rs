@@ -146,8 +146,11 @@ async fn deploy_crash_and_teardowns_keep_the_rows_in_step() {
         let events = lab.tap.drain();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].topic.as_str(), "decky.local:db-01.state");
-        assert_eq!(events[0].payload["state"], "degraded");
-        assert_eq!(events[0].payload["previous_state"], "running");
+        assert_eq!(events[0].payload.to_map().unwrap()["state"], "degraded");
+        assert_eq!(
+            events[0].payload.to_map().unwrap()["previous_state"],
+            "running"
+        );
         lab.quiet().await;
 
         // Docker goes away: unknown is not gone, nothing changes.
@@ -182,7 +185,7 @@ async fn deploy_crash_and_teardowns_keep_the_rows_in_step() {
         );
         let events = lab.tap.drain();
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].payload["transition"], "deleted");
+        assert_eq!(events[0].payload.to_map().unwrap()["transition"], "deleted");
         assert!(
             !forget_decky(
                 lab.store.repo.as_ref(),
@@ -216,7 +219,7 @@ async fn deploy_crash_and_teardowns_keep_the_rows_in_step() {
             lab.tap
                 .drain()
                 .iter()
-                .all(|e| e.payload["transition"] == "deleted")
+                .all(|e| e.payload.to_map().unwrap()["transition"] == "deleted")
         );
         lab.quiet().await;
         assert!(lab.states().await.is_empty());
@@ -244,11 +247,10 @@ async fn without_the_mirror_the_reconciler_alone_converges_a_single_teardown() {
     let events = lab.tap.drain();
     assert_eq!(events.len(), 1);
     assert_eq!(
-        serde_json::from_value::<decnet_fleet::StateEvent>(serde_json::Value::Object(
-            events[0].payload.clone()
-        ))
-        .unwrap()
-        .transition,
+        events[0]
+            .payload_as::<decnet_fleet::StateEvent>()
+            .unwrap()
+            .transition,
         Transition::Deleted
     );
     // Not resurrected as torn_down (the reference's single-decky teardown left it in the

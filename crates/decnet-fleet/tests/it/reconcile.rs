@@ -94,7 +94,7 @@ impl Case {
 }
 
 fn event(e: &Envelope) -> StateEvent {
-    serde_json::from_value(Value::Object(e.payload.clone())).unwrap()
+    e.payload_as().unwrap()
 }
 
 fn by_name(events: &[Envelope]) -> Vec<(String, Transition)> {
@@ -147,7 +147,7 @@ async fn a_new_fleet_is_inserted_with_dockers_states_and_announced() {
         assert_eq!(a.event_type, "state");
         // The exact payload: no previous_state on an insert.
         assert_eq!(
-            Value::Object(a.payload.clone()),
+            Value::Object(a.payload.to_map().unwrap()),
             json!({"host_uuid": "local", "name": "a", "state": "running",
                    "transition": "inserted", "source": "fleet"})
         );
@@ -224,7 +224,7 @@ async fn each_transition_publishes_exactly_one_event_with_the_right_payload() {
             assert!(topics.contains(&t), "{topics:?}");
         }
         for e in &events {
-            let payload = Value::Object(e.payload.clone());
+            let payload = Value::Object(e.payload.to_map().unwrap());
             match event(e).transition {
                 Transition::StateChanged => assert_eq!(
                     payload,

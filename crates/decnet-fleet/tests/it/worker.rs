@@ -139,12 +139,18 @@ async fn the_first_pass_runs_at_start_and_health_carries_the_pass_metrics() {
 
     let beat = loop {
         let e = next(&mut health).await;
-        if e.payload.get("passes").and_then(Value::as_u64) == Some(1) {
+        if e.payload
+            .to_map()
+            .unwrap()
+            .get("passes")
+            .and_then(Value::as_u64)
+            == Some(1)
+        {
             break e;
         }
     };
     assert_eq!(beat.event_type, "health");
-    let p = Value::Object(beat.payload);
+    let p = Value::Object(beat.payload.to_map().unwrap());
     assert_eq!(p["worker"], "reconciler");
     assert_eq!(p["host_uuid"], "local");
     assert_eq!(p["pid"], json!(std::process::id()));
