@@ -174,29 +174,42 @@ fn rejected_password_is_an_auth_attempt_with_every_field() {
     assert_has_source(&auth);
 }
 
-#[test]
-fn max_auth_tries_disconnects_like_openssh() {
-    if require_tool("ssh") {
-        return;
-    }
-    let mut decky = start("debian", None);
+/// Runs OpenSSH's `ssh` as root@127.0.0.1 with an askpass that answers a wrong password to
+/// every prompt (up to 10) and gives the number of prompts, the exit code and what `ssh`
+/// printed (LogLevel INFO), with the port written as PORT.
+fn wrong_passwords_until_disconnect(port: u16) -> (usize, Option<i32>, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
+    let prompts = dir.path().join("prompts");
     let askpass = dir.path().join("askpass.sh");
-    std::fs::write(&askpass, "#!/bin/sh\necho wrongpw\n").unwrap();
+    std::fs::write(
+        &askpass,
+        format!(
+            "#!/bin/sh\necho prompt >> '{}'\necho wrongpw\n",
+            prompts.display()
+        ),
+    )
+    .unwrap();
     std::fs::set_permissions(
         &askpass,
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
     let out = Command::new("ssh")
-        .args(ssh_opts(decky.ports[0]))
         .args([
             "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
             "LogLevel=INFO",
+            "-o",
+            "ConnectTimeout=10",
             "-o",
             "PubkeyAuthentication=no",
             "-o",
             "NumberOfPasswordPrompts=10",
+            "-p",
+            &port.to_string(),
             "root@127.0.0.1",
             "id",
         ])
@@ -206,19 +219,64 @@ fn max_auth_tries_disconnects_like_openssh() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("Too many authentication failures"),
-        "{stderr}"
+    let asked = std::fs::read_to_string(&prompts)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    let lines = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.starts_with("Warning: Permanently added"))
+        .map(|l| l.replace(&port.to_string(), "PORT"))
+        .collect();
+    (asked, out.status.code(), lines)
+}
+
+/// What Debian's sshd 9.2 shows an OpenSSH client that keeps typing wrong passwords
+/// (MaxAuthTries 6): five "try again", and the sixth answered only by the disconnect.
+fn sshd_max_auth_tries_transcript() -> (usize, Option<i32>, Vec<String>) {
+    let mut lines = vec!["Permission denied, please try again.".to_owned(); 5];
+    lines.push(
+        "Received disconnect from 127.0.0.1 port PORT:2: Too many authentication failures"
+            .to_owned(),
     );
-    for _ in 0..6 {
+    lines.push("Disconnected from 127.0.0.1 port PORT".to_owned());
+    (6, Some(255), lines)
+}
+
+#[test]
+fn wrong_passwords_end_like_sshd_at_max_auth_tries() {
+    if require_tool("ssh") {
+        return;
+    }
+    let mut decky = start("debian", None);
+    let ours = wrong_passwords_until_disconnect(decky.ports[0]);
+    assert_eq!(ours, sshd_max_auth_tries_transcript());
+    // Five passwords read; the sixth request is answered (unread) with the disconnect.
+    for _ in 0..5 {
         let a = decky.wait_for("auth_attempt", Duration::from_secs(10));
         assert_eq!(a.param("secret_printable"), Some("wrongpw"));
+        assert_eq!(a.param("outcome"), Some("failure"));
     }
+    let last = decky.wait_for("request", Duration::from_secs(10));
+    assert_eq!(last.param("request"), Some("userauth"));
+    assert_eq!(last.param("username"), Some("root"));
+    assert_eq!(last.param("reason"), Some("max_auth_tries"));
+    assert_has_source(&last);
     assert!(
         decky
             .wait_where(Duration::from_millis(500), |l| l.msgid == "auth_attempt")
             .is_none()
+    );
+
+    // The recorded transcript is the real sshd's, checked against one started here with
+    // Debian's authentication settings (KbdInteractiveAuthentication no), but without PAM:
+    // PAM only adds its 2 s delay to each answer, not another message.
+    let Some(sshd) = RealSshd::start("KbdInteractiveAuthentication no\nUsePAM no\n") else {
+        return;
+    };
+    assert_eq!(
+        wrong_passwords_until_disconnect(sshd.port),
+        sshd_max_auth_tries_transcript()
     );
 }
 
@@ -310,18 +368,80 @@ fn kexinit(port: u16) -> Vec<String> {
         .collect()
 }
 
+/// The Debian package's sshd, started by a test on a free loopback port with its own host
+/// keys and `extra` config lines; killed when dropped.
+struct RealSshd {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RealSshd {
+    /// `None` when not root (allowed only with DECNET_SKIP_LIVE=1).
+    fn start(extra: &str) -> Option<RealSshd> {
+        if require_tool("/usr/sbin/sshd") || require_tool("ssh-keygen") {
+            return None;
+        }
+        let uid = Command::new("id").arg("-u").output().unwrap();
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            assert_eq!(
+                std::env::var("DECNET_SKIP_LIVE").as_deref(),
+                Ok("1"),
+                "sshd needs root for this test"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::support::free_port();
+        let mut config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nPidFile {}/sshd.pid\n{extra}",
+            dir.path().display()
+        );
+        for t in ["rsa", "ecdsa", "ed25519"] {
+            let key = dir.path().join(format!("ssh_host_{t}_key"));
+            let st = Command::new("ssh-keygen")
+                .args(["-q", "-t", t, "-N", "", "-f"])
+                .arg(&key)
+                .status()
+                .unwrap();
+            assert!(st.success());
+            config.push_str(&format!("HostKey {}\n", key.display()));
+        }
+        let config_path = dir.path().join("sshd_config");
+        std::fs::write(&config_path, config).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-f")
+            .arg(&config_path)
+            .arg("-E")
+            .arg(dir.path().join("sshd.log"))
+            .spawn()
+            .unwrap();
+        let sshd = RealSshd {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "sshd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(sshd)
+    }
+}
+
+impl Drop for RealSshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn kexinit_is_the_real_sshds_minus_what_russh_lacks() {
     if require_tool("ssh") || require_tool("ssh-keygen") || require_tool("/usr/sbin/sshd") {
-        return;
-    }
-    let uid = Command::new("id").arg("-u").output().unwrap();
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        assert_eq!(
-            std::env::var("DECNET_SKIP_LIVE").as_deref(),
-            Ok("1"),
-            "sshd needs root for this test"
-        );
         return;
     }
     // The persona claims exactly the installed sshd's version.
@@ -329,43 +449,11 @@ fn kexinit_is_the_real_sshds_minus_what_russh_lacks() {
     let version_text = String::from_utf8_lossy(&v.stderr);
     let version = version_text.split(',').next().unwrap().trim().to_owned();
     assert!(version.starts_with("OpenSSH_"), "{version_text}");
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = String::new();
-    let port = crate::support::free_port();
-    config.push_str(&format!(
-        "Port {port}\nListenAddress 127.0.0.1\nPidFile {}/sshd.pid\n",
-        dir.path().display()
-    ));
-    for t in ["rsa", "ecdsa", "ed25519"] {
-        let key = dir.path().join(format!("ssh_host_{t}_key"));
-        let st = Command::new("ssh-keygen")
-            .args(["-q", "-t", t, "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        config.push_str(&format!("HostKey {}\n", key.display()));
-    }
-    let config_path = dir.path().join("sshd_config");
-    std::fs::write(&config_path, config).unwrap();
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    let mut sshd = Command::new("/usr/sbin/sshd")
-        .arg("-D")
-        .arg("-f")
-        .arg(&config_path)
-        .arg("-E")
-        .arg(dir.path().join("sshd.log"))
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "sshd did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let real = kexinit(port);
-    let _ = sshd.kill();
-    let _ = sshd.wait();
+    let Some(sshd) = RealSshd::start("") else {
+        return;
+    };
+    let real = kexinit(sshd.port);
+    drop(sshd);
     assert_eq!(real.len(), 8, "{real:?}");
 
     let decky = Decky::start(

@@ -1,8 +1,10 @@
 //! The `ssh` emulator: russh with the persona's OpenSSH identification and algorithm
 //! lists, seeded host keys, password/public-key capture, OpenSSH's failure delay and
-//! `MaxAuthTries`, and the emulated shell behind `shell` and `exec` requests.
+//! `MaxAuthTries` (through the [`gate`]), and the emulated shell behind `shell` and `exec`
+//! requests.
 
 pub mod algorithms;
+pub mod gate;
 pub mod keys;
 
 use std::collections::HashMap;
@@ -21,6 +23,7 @@ use crate::server::{BoxFuture, Conn, Emulator, ServiceCtx};
 use crate::shell::line::{self, LineEditor};
 use crate::shell::{self, Mode, Shell, ShellCache};
 use crate::transcript::{Recorder, Stream};
+use gate::{Gate, Gated};
 
 /// OpenSSH's `MaxAuthTries` default.
 pub const MAX_AUTH_TRIES: u32 = 6;
@@ -29,8 +32,12 @@ pub const MAX_CHANNELS: usize = 10;
 /// Default PAM failure delay (`pam_unix`'s 2 s) before sshd's own rounding (see
 /// [`failure_delay`]).
 pub const DEFAULT_FAILURE_DELAY_MS: u64 = 2_000;
+/// sshd's disconnect text at `MaxAuthTries` (sent with reason 2, protocol error).
+pub const TOO_MANY_FAILURES: &str = "Too many authentication failures";
 /// sshd's `MIN_FAIL_DELAY_SECONDS`.
 const MIN_FAIL_DELAY_S: f64 = 0.005;
+/// sshd's `MAX_FAIL_DELAY_SECONDS`: past it, no rounding up.
+const MAX_FAIL_DELAY_S: f64 = 5.0;
 /// Longest exec command or no-pty input line kept.
 pub const MAX_EXEC_BYTES: usize = 16 * 1024;
 
@@ -56,11 +63,15 @@ pub fn pam_delay(base_ms: u64, rng: &mut impl Rng) -> Duration {
 /// the Linux-PAM way (base × (1 + mean of three uniforms − ½)), then sshd's
 /// `ensure_minimum_time_since` doubles the user's delay until it exceeds the time spent
 /// and sleeps the rest. The answer therefore lands on d·2ᵏ (≈1.9 s or ≈3.8 s for the 2 s
-/// default), which is what clients measure against the real daemon.
+/// default), which is what clients measure against the real daemon. A PAM delay over 5 s
+/// (a persona base over 3.3 s) is not rounded up, as in sshd.
 pub fn failure_delay(base_ms: u64, user_delay_s: f64, rng: &mut impl Rng) -> Duration {
     let pam = pam_delay(base_ms, rng).as_secs_f64();
+    if pam > MAX_FAIL_DELAY_S {
+        return Duration::from_secs_f64(pam);
+    }
     let mut total = user_delay_s.max(MIN_FAIL_DELAY_S);
-    // Bounded: pam ≤ 15 s and total ≥ 5 ms, so at most 12 doublings.
+    // Bounded: pam ≤ 5 s and total ≥ 5 ms, so at most 10 doublings.
     while total < pam {
         total *= 2.0;
     }
@@ -125,6 +136,8 @@ impl Emulator for Ssh {
             // eth0 shows the address the attacker actually reached.
             let shell = self.shells.for_local(conn.local.ip());
             let handle_cell = Arc::new(OnceLock::new());
+            let gate = Arc::new(Gate::default());
+            let stream = Gated::new(conn.stream, gate.clone());
             let handler = SshConn {
                 ctx: ctx.clone(),
                 shell,
@@ -135,15 +148,41 @@ impl Emulator for Ssh {
                 user: None,
                 channels: HashMap::new(),
                 emulator: self.clone(),
+                gate: gate.clone(),
             };
             let running =
-                match russh::server::run_stream(self.config.clone(), conn.stream, handler).await {
+                match russh::server::run_stream(self.config.clone(), stream, handler).await {
                     Ok(running) => running,
                     Err(_) => return,
                 };
-            let guard = DisconnectOnDrop(Some(running.handle()));
-            let _ = handle_cell.set(running.handle());
-            let _ = running.await;
+            let handle = running.handle();
+            let guard = DisconnectOnDrop(Some(handle.clone()));
+            let _ = handle_cell.set(handle.clone());
+            tokio::pin!(running);
+            tokio::select! {
+                _ = &mut running => {}
+                (delay, user) = gate.tripped() => {
+                    // The request after the last allowed failure: sshd takes its failure
+                    // delay, then disconnects without answering it.
+                    tokio::time::sleep(delay).await;
+                    if gate.holding() {
+                        ctx.emit(
+                            Event::from_peer(kind::REQUEST, conn.peer)
+                                .field("request", "userauth")
+                                .field("username", user)
+                                .field("reason", "max_auth_tries"),
+                        );
+                        let _ = handle
+                            .disconnect(
+                                Disconnect::ProtocolError,
+                                TOO_MANY_FAILURES.into(),
+                                String::new(),
+                            )
+                            .await;
+                    }
+                    let _ = running.await;
+                }
+            }
             drop(guard);
         })
     }
@@ -186,6 +225,7 @@ struct SshConn {
     user: Option<String>,
     channels: HashMap<ChannelId, Chan>,
     emulator: Arc<Ssh>,
+    gate: Arc<Gate>,
 }
 
 /// OpenSSH's methods, listed again after every failure (russh would drop the failed one).
@@ -219,15 +259,28 @@ fn crlf(text: &str) -> Vec<u8> {
 }
 
 impl SshConn {
-    async fn fail(&mut self) {
+    /// Counts a failed attempt (`method` says how long the next one would take). One
+    /// before `MaxAuthTries`, the gate holds the next request: sshd answers that one only
+    /// with its disconnect.
+    async fn fail(&mut self, user: &str, method: MethodKind) {
         self.failures += 1;
-        if self.failures >= MAX_AUTH_TRIES
+        if self.failures + 1 == MAX_AUTH_TRIES {
+            let timing = user_delay(&self.emulator.timing_secret, user);
+            let delay = match method {
+                MethodKind::Password => {
+                    failure_delay(self.failure_delay_ms, timing, &mut rand::thread_rng())
+                }
+                _ => Duration::from_secs_f64(timing),
+            };
+            self.gate.arm(delay, user);
+        } else if self.failures >= MAX_AUTH_TRIES
             && let Some(handle) = self.handle.get()
         {
+            // Backstop only: the gate keeps such a request from reaching the handler.
             let _ = handle
                 .disconnect(
                     Disconnect::ProtocolError,
-                    "Too many authentication failures".into(),
+                    TOO_MANY_FAILURES.into(),
                     String::new(),
                 )
                 .await;
@@ -423,7 +476,7 @@ impl russh::server::Handler for SshConn {
             &mut rand::thread_rng(),
         );
         tokio::time::sleep(delay).await;
-        self.fail().await;
+        self.fail(user, MethodKind::Password).await;
         Ok(reject())
     }
 
@@ -453,7 +506,7 @@ impl russh::server::Handler for SshConn {
             user,
         )))
         .await;
-        self.fail().await;
+        self.fail(user, MethodKind::PublicKey).await;
         Ok(reject())
     }
 
@@ -724,9 +777,122 @@ impl russh::server::Handler for SshConn {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
+    use std::sync::Mutex;
+
+    use crate::server::Limits;
+    use crate::services::framed::testkit;
+
+    /// A russh client that writes down how the server ends the connection.
+    struct Client(Arc<Mutex<Vec<String>>>);
+
+    impl russh::client::Handler for Client {
+        type Error = russh::Error;
+
+        async fn check_server_key(
+            &mut self,
+            _key: &russh::keys::PublicKeyOrCertificate,
+        ) -> Result<bool, Self::Error> {
+            Ok(true)
+        }
+
+        async fn disconnected(
+            &mut self,
+            reason: russh::client::DisconnectReason<Self::Error>,
+        ) -> Result<(), Self::Error> {
+            let line = match reason {
+                russh::client::DisconnectReason::ReceivedDisconnect(info) => {
+                    format!("DISCONNECT {} {:?}", info.reason_code as u32, info.message)
+                }
+                russh::client::DisconnectReason::Error(e) => format!("error {e}"),
+            };
+            self.0.lock().unwrap().push(line);
+            Ok(())
+        }
+    }
+
+    /// The answer to each of `tries` wrong passwords, then how the connection ended.
+    async fn wrong_passwords(tries: usize) -> (Vec<String>, crate::event::MemorySink) {
+        let (ctx, sink) = testkit::ctx(
+            "ssh",
+            &[("FAILURE_DELAY_MS", "0"), ("USERS", "root:toor")],
+            Limits::default(),
+        );
+        let (stream, server) = testkit::connect(&ctx);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let config = Arc::new(russh::client::Config::default());
+        let mut client = russh::client::connect_stream(config, stream, Client(log.clone()))
+            .await
+            .unwrap();
+        for i in 1..=tries {
+            let line = match client.authenticate_password("root", format!("pw{i}")).await {
+                Ok(russh::client::AuthResult::Failure {
+                    remaining_methods, ..
+                }) if !remaining_methods.is_empty() => {
+                    let names: Vec<&str> = remaining_methods.iter().map(<&str>::from).collect();
+                    format!("USERAUTH_FAILURE {}", names.join(","))
+                }
+                Ok(russh::client::AuthResult::Success) => "USERAUTH_SUCCESS".to_owned(),
+                // No answer: the session ended.
+                Ok(_) | Err(_) => "no answer".to_owned(),
+            };
+            log.lock().unwrap().push(line);
+        }
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .unwrap()
+            .unwrap();
+        let _ = client.await;
+        let transcript = log.lock().unwrap().clone();
+        (transcript, sink)
+    }
+
+    #[tokio::test]
+    async fn sixth_wrong_password_gets_only_sshds_disconnect() {
+        let (transcript, sink) = wrong_passwords(6).await;
+        let mut expected = vec!["USERAUTH_FAILURE publickey,password".to_owned(); 5];
+        expected.push("DISCONNECT 2 \"Too many authentication failures\"".to_owned());
+        expected.push("no answer".to_owned());
+        assert_eq!(transcript, expected);
+        // All six were seen: five with their password, the last (unread) as a request.
+        let attempts = sink.of_kind(kind::AUTH_ATTEMPT);
+        let passwords: Vec<&str> = attempts
+            .iter()
+            .map(|e| e.get("secret_printable").unwrap())
+            .collect();
+        assert_eq!(passwords, ["pw1", "pw2", "pw3", "pw4", "pw5"]);
+        let requests = sink.of_kind(kind::REQUEST);
+        assert_eq!(requests.len(), 1, "{requests:?}");
+        assert_eq!(requests[0].get("request"), Some("userauth"));
+        assert_eq!(requests[0].get("username"), Some("root"));
+        assert_eq!(requests[0].get("reason"), Some("max_auth_tries"));
+    }
+
+    #[tokio::test]
+    async fn five_wrong_passwords_leave_the_connection_open() {
+        let (ctx, sink) = testkit::ctx("ssh", &[("FAILURE_DELAY_MS", "0")], Limits::default());
+        let (stream, _server) = testkit::connect(&ctx);
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let config = Arc::new(russh::client::Config::default());
+        let mut client = russh::client::connect_stream(config, stream, Client(log.clone()))
+            .await
+            .unwrap();
+        for i in 1..=5 {
+            let r = client
+                .authenticate_password("root", format!("pw{i}"))
+                .await
+                .unwrap();
+            assert!(!r.success());
+        }
+        // Nothing more happens until the client sends a sixth request.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(log.lock().unwrap().is_empty(), "{:?}", log.lock().unwrap());
+        assert_eq!(sink.of_kind(kind::AUTH_ATTEMPT).len(), 5);
+        assert!(sink.of_kind(kind::REQUEST).is_empty());
+    }
 
     #[test]
     fn failure_delays_land_on_doublings_of_the_user_delay() {
@@ -747,5 +913,12 @@ mod tests {
         assert_eq!(seen.len(), 2, "{seen:?}");
         // No PAM delay: only sshd's few milliseconds.
         assert!(failure_delay(0, d, &mut rng).as_secs_f64() < 0.01);
+        // Past sshd's 5 s ceiling the PAM delay stands as it is.
+        for _ in 0..100 {
+            let t = failure_delay(8_000, d, &mut rng).as_secs_f64();
+            let k = (t / d).log2();
+            assert!(t > 5.0 || (k - k.round()).abs() < 1e-9, "{t}");
+            assert!((4.0..=12.0).contains(&t), "{t}");
+        }
     }
 }
