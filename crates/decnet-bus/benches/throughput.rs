@@ -8,8 +8,8 @@
 //!
 //! Run: `cargo bench -p decnet-bus --bench throughput` with `DECNET_TEST_NATS_URL` set
 //! (`.ci/provision/30-nats.sh` prints it). `BUS_BENCH_MESSAGES` and `BUS_BENCH_ROUNDS`
-//! override the count (300 000) and the rounds (3); `BUS_BENCH_ONLY=decnet` runs only our
-//! socket path once (for a profiler).
+//! override the count (300 000) and the rounds (3); `BUS_BENCH_ONLY=decnet` (or `nats`, or
+//! `raw`) runs only that case once, for a profiler.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
@@ -346,15 +346,22 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    if std::env::var("BUS_BENCH_ONLY").is_ok_and(|v| v == "decnet") {
-        // Profiling aid: only our broker path, no reference.
+    if let Ok(only) = std::env::var("BUS_BENCH_ONLY") {
+        // Profiling aid: one case, once, no reference.
         rt.block_on(async {
-            let topic = Topic::new("bench.topic.x").unwrap();
-            let s = SocketClient::new(&path, ClientOptions::new("prof-sub"));
-            let p = SocketClient::new(&path, ClientOptions::new("prof-pub"));
-            let sub = s.subscribe(Pattern::new("bench.>").unwrap()).await.unwrap();
-            let r = run_bus(&p, sub, &topic, n).await;
-            println!("decnet only: {:.0} msgs/s, lost {}", r.rate, r.lost);
+            let r = match only.as_str() {
+                "decnet" => {
+                    let topic = Topic::new("bench.topic.x").unwrap();
+                    let s = SocketClient::new(&path, ClientOptions::new("prof-sub"));
+                    let p = SocketClient::new(&path, ClientOptions::new("prof-pub"));
+                    let sub = s.subscribe(Pattern::new("bench.>").unwrap()).await.unwrap();
+                    run_bus(&p, sub, &topic, n).await
+                }
+                "nats" => run_raw_nats(&url, n).await,
+                "raw" => run_raw_broker(&path, n).await,
+                other => panic!("BUS_BENCH_ONLY={other}: expected decnet, nats or raw"),
+            };
+            println!("{only} only: {:.0} msgs/s, lost {}", r.rate, r.lost);
         });
         let _ = stop_tx.send(());
         broker_rt.shutdown_timeout(Duration::from_secs(2));

@@ -303,12 +303,17 @@ impl SocketClient {
         }
         // Serialised straight into the outbound buffer: no intermediate body copy. Only
         // publishers take this lock, so holding it while serialising stalls no reader.
+        // The writer takes the whole buffer each time it wakes, so it needs waking only
+        // when this frame is the first one since: one wake-up per batch, not per event.
+        let first = out.out.is_empty();
         let frame = wire::begin(Verb::Pub, envelope.topic.as_str(), &mut out.out)?;
         envelope.write_json(&mut out.out);
         wire::finish(frame, &mut out.out)?;
         drop(out);
         self.inner.published.fetch_add(1, Ordering::Relaxed);
-        self.inner.writer_wake.notify_one();
+        if first {
+            self.inner.writer_wake.notify_one();
+        }
         Ok(())
     }
 

@@ -1,8 +1,10 @@
 //! The v1 event envelope `{v, id, topic, type, ts, payload}` plus the broker's receive time `rts`.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -56,10 +58,12 @@ pub fn now_ts() -> f64 {
 /// Drawn from the thread-local CSPRNG rather than the OS on every call: ids only need to
 /// be unique, and a getrandom system call per event showed up in the bus benchmark.
 pub fn new_event_id() -> String {
-    uuid::Builder::from_random_bytes(rand::random())
+    let mut hex = [0u8; uuid::fmt::Simple::LENGTH];
+    let text = uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
         .simple()
-        .to_string()
+        .encode_lower(&mut hex);
+    String::from(&*text)
 }
 
 /// Appends the JSON text of a string or number. Writing these into a vector cannot fail
@@ -146,16 +150,12 @@ impl Envelope {
         };
         Ok(Self {
             v: ENVELOPE_VERSION,
-            id: match wire.id {
-                // An empty id is as good as a missing one.
-                Some(id) if !id.is_empty() => id.into_owned(),
-                _ => new_event_id(),
-            },
+            id: wire.id().map_or_else(new_event_id, |id| id.to_string()),
+            rts: wire.rts()?,
             topic,
             event_type: wire.event_type.map(Cow::into_owned).unwrap_or_default(),
             ts: wire.ts.unwrap_or(now),
             payload,
-            rts: wire.rts,
         })
     }
 }
@@ -176,22 +176,275 @@ fn envelope_error(e: serde_json::Error) -> Error {
     Error::Envelope(e.to_string())
 }
 
-/// The fields of a received body, borrowed from it; `topic` and unknown fields are
-/// ignored, the payload is kept as raw text (validated JSON, not yet values).
-#[derive(Default, Deserialize)]
+/// An envelope field name; anything else is `Other`.
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum Field {
+    V,
+    Id,
+    Topic,
+    Type,
+    Ts,
+    Payload,
+    Rts,
+    #[serde(other)]
+    Other,
+}
+
+impl Field {
+    /// Its bit in the set of fields seen.
+    fn bit(self) -> u8 {
+        match self {
+            Field::V => 1,
+            Field::Id => 2,
+            Field::Topic => 4,
+            Field::Type => 8,
+            Field::Ts => 16,
+            Field::Payload => 32,
+            Field::Rts => 64,
+            Field::Other => 128,
+        }
+    }
+}
+
+/// The six fields a v1 publisher writes, as field bits.
+const PUBLISHED_FIELDS: u8 = 1 | 2 | 4 | 8 | 16 | 32;
+
+/// A string field, borrowed from the body unless it holds escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(TextVisitor)
+    }
+}
+
+/// The text of a JSON number as an `f64`, read with the standard library's correctly
+/// rounded parser (the value serde_json's `float_roundtrip` gives, faster); a value beyond
+/// `f64` is refused, as serde_json refuses it.
+fn number(text: &str) -> Result<f64, &'static str> {
+    if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return Err("expected a number");
+    }
+    text.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .ok_or("number out of range")
+}
+
+/// Reads a body in the plain layout [`Envelope::write_json`] writes, optionally followed by
+/// the broker's `rts`: `{"v":1,"id":"…","topic":"…","type":"…","ts":N,"payload":{…}}`, no
+/// whitespace, strings without escapes. That is every body our clients publish and our
+/// broker forwards, read here without the general parser's per-field work; the payload is
+/// still checked by serde_json. Anything else gives `None` and goes to the general parser,
+/// which then reads the same values (or refuses the body).
+struct Plain<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Plain<'a> {
+    fn literal(&mut self, lit: &str) -> Option<()> {
+        let rest = self.text.as_bytes().get(self.at..)?;
+        if !rest.starts_with(lit.as_bytes()) {
+            return None;
+        }
+        self.at += lit.len();
+        Some(())
+    }
+
+    /// A string without escapes or control characters, up to its closing quote.
+    fn string(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        let rest = self.text.as_bytes().get(start..)?;
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[len] != b'"' {
+            return None;
+        }
+        self.at = start + len + 1;
+        self.text.get(start..start + len)
+    }
+
+    /// A number token in the JSON grammar, as text.
+    fn number(&mut self) -> Option<&'a str> {
+        let bytes = self.text.as_bytes();
+        let digits = |mut i: usize| {
+            while bytes.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            i
+        };
+        let start = self.at;
+        let mut i = start;
+        if bytes.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => i = digits(i),
+            _ => return None,
+        }
+        if bytes.get(i) == Some(&b'.') {
+            let end = digits(i + 1);
+            if end == i + 1 {
+                return None;
+            }
+            i = end;
+        }
+        if matches!(bytes.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(bytes.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            let end = digits(i);
+            if end == i {
+                return None;
+            }
+            i = end;
+        }
+        self.at = i;
+        self.text.get(start..i)
+    }
+
+    /// One JSON object, checked completely by serde_json.
+    fn object(&mut self) -> Option<&'a RawValue> {
+        let rest = self.text.get(self.at..)?;
+        if !rest.starts_with('{') {
+            return None;
+        }
+        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<&RawValue>();
+        let raw = values.next()?.ok()?;
+        self.at += values.byte_offset();
+        Some(raw)
+    }
+
+    fn parse(text: &'a str) -> Option<WireEnvelope<'a>> {
+        let mut p = Plain { text, at: 0 };
+        p.literal(r#"{"v":1,"id":""#)?;
+        let id = p.string()?;
+        p.literal(r#","topic":""#)?;
+        let topic = p.string()?;
+        p.literal(r#","type":""#)?;
+        let event_type = p.string()?;
+        p.literal(r#","ts":"#)?;
+        let ts = number(p.number()?).ok()?;
+        p.literal(r#","payload":"#)?;
+        let payload = p.object()?;
+        let mut seen = PUBLISHED_FIELDS;
+        let rts = if p.literal(r#","rts":"#).is_some() {
+            seen |= Field::Rts.bit();
+            Some(p.number()?)
+        } else {
+            None
+        };
+        p.literal("}")?;
+        if p.at != text.len() {
+            return None;
+        }
+        Some(WireEnvelope {
+            v: Some(ENVELOPE_VERSION),
+            id: Some(Cow::Borrowed(id)),
+            topic: Some(Cow::Borrowed(topic)),
+            event_type: Some(Cow::Borrowed(event_type)),
+            ts: Some(ts),
+            payload: Some(payload),
+            rts,
+            seen,
+            repeated: false,
+        })
+    }
+}
+
+/// The fields of a received body, borrowed from it; unknown fields are skipped (but
+/// checked to be JSON), the payload is kept as raw text (checked JSON, not yet values).
+#[derive(Default)]
 struct WireEnvelope<'a> {
-    #[serde(default)]
     v: Option<u32>,
-    #[serde(default, borrow)]
     id: Option<Cow<'a, str>>,
-    #[serde(default, borrow, rename = "type")]
+    /// The body's own topic; receivers take the transport's instead.
+    topic: Option<Cow<'a, str>>,
     event_type: Option<Cow<'a, str>>,
-    #[serde(default)]
     ts: Option<f64>,
-    #[serde(default, borrow)]
     payload: Option<&'a RawValue>,
-    #[serde(default)]
-    rts: Option<f64>,
+    /// The JSON text of a receive time set by an earlier broker (read as a number by a
+    /// client only).
+    rts: Option<&'a str>,
+    /// The fields seen, as [`Field::bit`]s.
+    seen: u8,
+    /// A `topic` or `rts` field appeared twice (allowed, as for unknown fields).
+    repeated: bool,
+}
+
+impl<'de> Deserialize<'de> for WireEnvelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(WireVisitor)
+    }
+}
+
+struct WireVisitor;
+
+impl<'de> Visitor<'de> for WireVisitor {
+    type Value = WireEnvelope<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an envelope object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireEnvelope<'de>, A::Error> {
+        let mut w = WireEnvelope::default();
+        while let Some(field) = map.next_key::<Field>()? {
+            if w.seen & field.bit() != 0 {
+                match field {
+                    Field::Other => {}
+                    Field::Topic | Field::Rts => w.repeated = true,
+                    _ => return Err(de::Error::custom("duplicate envelope field")),
+                }
+            }
+            w.seen |= field.bit();
+            match field {
+                Field::V => w.v = map.next_value()?,
+                Field::Id => w.id = map.next_value::<Option<Text<'de>>>()?.map(|t| t.0),
+                Field::Topic => w.topic = map.next_value::<Option<Text<'de>>>()?.map(|t| t.0),
+                Field::Type => {
+                    w.event_type = map.next_value::<Option<Text<'de>>>()?.map(|t| t.0);
+                }
+                Field::Ts => {
+                    let raw: Option<&'de RawValue> = map.next_value()?;
+                    w.ts = raw
+                        .map(|r| number(r.get()))
+                        .transpose()
+                        .map_err(de::Error::custom)?;
+                }
+                Field::Payload => w.payload = map.next_value()?,
+                Field::Rts => {
+                    let raw: Option<&'de RawValue> = map.next_value()?;
+                    w.rts = raw.map(RawValue::get);
+                }
+                Field::Other => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(w)
+    }
 }
 
 impl<'a> WireEnvelope<'a> {
@@ -200,7 +453,11 @@ impl<'a> WireEnvelope<'a> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
-        serde_json::from_str(object_text(body)?).map_err(envelope_error)
+        let text = object_text(body)?;
+        if let Some(plain) = Plain::parse(text) {
+            return Ok(plain);
+        }
+        serde_json::from_str(text).map_err(envelope_error)
     }
 
     fn check(&self) -> Result<(), Error> {
@@ -225,6 +482,36 @@ impl<'a> WireEnvelope<'a> {
             return Err(Error::Envelope("type is longer than 256 bytes".into()));
         }
         Ok(())
+    }
+
+    /// The publisher's id, when it gave a usable one (an empty id is as good as none).
+    fn id(&self) -> Option<&Cow<'a, str>> {
+        self.id.as_ref().filter(|i| !i.is_empty())
+    }
+
+    /// The receive time of an earlier broker.
+    ///
+    /// # Errors
+    /// [`Error::Envelope`] when it is not a number that fits an `f64`.
+    fn rts(&self) -> Result<Option<f64>, Error> {
+        self.rts
+            .map(number)
+            .transpose()
+            .map_err(|e| Error::Envelope(format!("rts: {e}")))
+    }
+
+    /// True when the checked body is already exactly what the broker would rebuild, short
+    /// of `rts`: each of the six published fields once and set (v 1, a non-empty id, the
+    /// header's topic, a type, a time, a payload), and no other field.
+    fn forwardable_as_is(&self, topic: &Topic) -> bool {
+        self.seen == PUBLISHED_FIELDS
+            && !self.repeated
+            && self.v == Some(ENVELOPE_VERSION)
+            && self.id().is_some()
+            && self.topic.as_deref() == Some(topic.as_str())
+            && self.event_type.is_some()
+            && self.ts.is_some()
+            && self.payload.is_some()
     }
 }
 
@@ -252,21 +539,34 @@ fn payload_or_empty<S: serde::Serializer>(
     }
 }
 
-/// Rebuilds a published body for delivery without parsing its payload into values.
+/// Builds the body the broker delivers for a published one, checking it completely.
 ///
 /// Keeps the publisher's `id`, `ts`, `type` and payload (FL-8), takes the topic from the
-/// header, sets `rts` to `now`, and fills defaults like [`Envelope::from_wire`]. The result
-/// is appended to `out`.
+/// header, sets `rts` to `now`, and fills defaults like [`Envelope::from_wire`]; fields
+/// outside the envelope are dropped. A body that a v1 publisher wrote for this topic
+/// (the six fields, nothing else) is forwarded byte for byte with `rts` appended; any
+/// other is rebuilt. The result is appended to `out`.
 ///
 /// # Errors
 /// As [`Envelope::from_wire`].
 pub fn restamp(topic: &Topic, body: &[u8], now: f64, out: &mut Vec<u8>) -> Result<(), Error> {
     let wire = WireEnvelope::parse(body)?;
     wire.check()?;
+    if wire.forwardable_as_is(topic) {
+        // A parsed object ends with `}` once trailing whitespace is cut.
+        let text = body.trim_ascii();
+        if let Some(open) = text.strip_suffix(b"}") {
+            out.extend_from_slice(open);
+            out.extend_from_slice(b",\"rts\":");
+            write_value(out, &now);
+            out.push(b'}');
+            return Ok(());
+        }
+    }
     let fresh;
-    let id = match &wire.id {
-        Some(id) if !id.is_empty() => id.as_ref(),
-        _ => {
+    let id = match wire.id() {
+        Some(id) => id.as_ref(),
+        None => {
             fresh = new_event_id();
             &fresh
         }
@@ -399,6 +699,197 @@ mod tests {
         }
         let long_id = format!(r#"{{"id":"{}"}}"#, "x".repeat(MAX_EVENT_ID_LEN + 1));
         assert!(Envelope::from_wire(topic("a"), long_id.as_bytes(), 0.0).is_err());
+    }
+
+    #[test]
+    fn a_published_body_is_forwarded_byte_for_byte_with_rts_appended() {
+        let env = Envelope::new(
+            topic("a.b"),
+            "t",
+            Payload::from_json(r#"{"k":"x\ny","n":[1.5e3]}"#).unwrap(),
+        );
+        let body = env.to_json();
+        let mut out = Vec::new();
+        restamp(&topic("a.b"), &body, 7.25, &mut out).unwrap();
+        let mut want = body[..body.len() - 1].to_vec();
+        want.extend_from_slice(br#","rts":7.25}"#);
+        assert_eq!(out, want);
+        let back = Envelope::from_wire(topic("a.b"), &out, 0.0).unwrap();
+        assert_eq!(back.rts, Some(7.25));
+        assert_eq!((back.id.as_str(), back.ts), (env.id.as_str(), env.ts));
+        assert_eq!(back.payload, env.payload);
+        // Whitespace around the object is cut; the inside is kept.
+        let spaced = format!("  {} \n", String::from_utf8(body.clone()).unwrap());
+        let mut out2 = Vec::new();
+        restamp(&topic("a.b"), spaced.as_bytes(), 7.25, &mut out2).unwrap();
+        assert_eq!(out2, want);
+    }
+
+    #[test]
+    fn bodies_that_differ_from_a_plain_publication_are_rebuilt() {
+        let rebuilt = |body: &str| {
+            let mut out = Vec::new();
+            restamp(&topic("real.t"), body.as_bytes(), 9.0, &mut out).unwrap();
+            let v: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(v["topic"], "real.t", "{body}");
+            assert_eq!(v["rts"], 9.0, "{body}");
+            assert_eq!(v.as_object().unwrap().len(), 7, "{body}");
+            assert!(!out.windows(5).any(|w| w == b"extra"), "{body}");
+            v
+        };
+        let base = r#""v":1,"id":"i","type":"t","ts":1.5,"payload":{"a":1}"#;
+        // Another topic in the body, a repeated topic, an earlier rts (even a repeated or
+        // non-numeric one), an unknown field, a missing or null field.
+        rebuilt(&format!(r#"{{{base},"topic":"spoofed"}}"#));
+        rebuilt(&format!(r#"{{{base},"topic":"real.t","topic":"real.t"}}"#));
+        let v = rebuilt(&format!(r#"{{{base},"topic":"real.t","rts":1.0}}"#));
+        assert_eq!(v["ts"], 1.5);
+        rebuilt(&format!(r#"{{{base},"topic":"real.t","rts":"x","rts":2}}"#));
+        rebuilt(&format!(r#"{{{base},"topic":"real.t","extra":[1]}}"#));
+        let v = rebuilt(r#"{"v":1,"id":"i","topic":"real.t","ts":1.5,"payload":{}}"#);
+        assert_eq!(v["type"], "");
+        let v = rebuilt(r#"{"v":1,"id":null,"topic":"real.t","type":"t","ts":1,"payload":{}}"#);
+        assert_eq!(v["id"].as_str().unwrap().len(), 32);
+        assert_eq!(v["ts"], 1.0);
+    }
+
+    #[test]
+    fn field_rules_are_the_same_on_both_sides() {
+        for body in [
+            &br#"{"id":"a","id":"b"}"#[..],
+            br#"{"payload":{},"payload":{}}"#,
+            br#"{"ts":1e400}"#,
+            br#"{"ts":"1"}"#,
+            br#"{"ts":[1]}"#,
+            br#"{"type":1}"#,
+            br#"{"v":1.0}"#,
+        ] {
+            let shown = String::from_utf8_lossy(body);
+            assert!(
+                Envelope::from_wire(topic("a"), body, 0.0).is_err(),
+                "{shown}"
+            );
+            assert!(
+                restamp(&topic("a"), body, 0.0, &mut Vec::new()).is_err(),
+                "{shown}"
+            );
+        }
+        // A client reads `rts` as a number; a broker replaces whatever was there.
+        let odd_rts = br#"{"rts":"yesterday"}"#;
+        assert!(Envelope::from_wire(topic("a"), odd_rts, 0.0).is_err());
+        restamp(&topic("a"), odd_rts, 0.0, &mut Vec::new()).unwrap();
+        // Escaped names and integers are read like any other spelling.
+        let env =
+            Envelope::from_wire(topic("a"), br#"{"\u0074s":12,"i\u0064":"\u0061"}"#, 0.0).unwrap();
+        assert_eq!((env.ts, env.id.as_str()), (12.0, "a"));
+    }
+
+    type Fields = (
+        Option<u32>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<u64>,
+        Option<String>,
+        Option<String>,
+        u8,
+        bool,
+    );
+
+    fn fields(w: &WireEnvelope<'_>) -> Fields {
+        (
+            w.v,
+            w.id.as_deref().map(str::to_owned),
+            w.topic.as_deref().map(str::to_owned),
+            w.event_type.as_deref().map(str::to_owned),
+            w.ts.map(f64::to_bits),
+            w.payload.map(|p| p.get().to_owned()),
+            w.rts.map(str::to_owned),
+            w.seen,
+            w.repeated,
+        )
+    }
+
+    #[test]
+    fn our_own_bodies_take_the_plain_reader() {
+        let env = Envelope::new(
+            topic("a.b"),
+            "t",
+            Payload::from_json(r#"{"k":"x\"y","n":[-0.5e-3,{}]}"#).unwrap(),
+        );
+        let body = String::from_utf8(env.to_json()).unwrap();
+        let plain = Plain::parse(&body).unwrap();
+        assert_eq!(
+            fields(&plain),
+            fields(&serde_json::from_str(&body).unwrap())
+        );
+        let mut out = Vec::new();
+        restamp(&topic("a.b"), body.as_bytes(), 2.5, &mut out).unwrap();
+        let forwarded = String::from_utf8(out).unwrap();
+        let plain = Plain::parse(&forwarded).unwrap();
+        assert_eq!(plain.rts, Some("2.5"));
+        assert_eq!(
+            fields(&plain),
+            fields(&serde_json::from_str(&forwarded).unwrap())
+        );
+        // Escapes, spaces, other orders and trailing bytes are left to the general reader.
+        for other in [
+            r#"{"v":1,"id":"a\u0062","topic":"t","type":"","ts":1,"payload":{}}"#,
+            r#"{"v":1, "id":"a","topic":"t","type":"","ts":1,"payload":{}}"#,
+            r#"{"id":"a","v":1,"topic":"t","type":"","ts":1,"payload":{}}"#,
+            r#"{"v":1,"id":"a","topic":"t","type":"","ts":1,"payload":{}} "#,
+            r#"{"v":1,"id":"a","topic":"t","type":"","ts":01,"payload":{}}"#,
+            r#"{"v":1,"id":"a","topic":"t","type":"","ts":1,"payload":{},"x":1}"#,
+        ] {
+            assert!(Plain::parse(other).is_none(), "{other}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_plain_reader_agrees_with_the_general_one(
+            id in "[ -~]{0,6}",
+            name in "[a-z\"\\\\.]{0,6}",
+            kind in "\\PC{0,4}",
+            ts in proptest::num::f64::ANY,
+            payload in proptest::collection::btree_map("[a-z]{1,3}", proptest::prelude::any::<i32>(), 0..3),
+            rts in proptest::option::of(proptest::num::f64::ANY),
+            cut in 0usize..200,
+            junk in "[ -~]{0,3}",
+        ) {
+            let js = |v: &dyn erased::Json| v.json();
+            let mut body = format!(
+                r#"{{"v":1,"id":{},"topic":{},"type":{},"ts":{},"payload":{}"#,
+                js(&id), js(&name), js(&kind), js(&ts), serde_json::to_string(&payload).unwrap()
+            );
+            if let Some(rts) = rts {
+                body.push_str(&format!(r#","rts":{}"#, js(&rts)));
+            }
+            body.push('}');
+            let mut mutated = body.clone();
+            if mutated.is_char_boundary(cut.min(mutated.len())) {
+                mutated.insert_str(cut.min(mutated.len()), &junk);
+            }
+            for text in [&body, &mutated] {
+                if let Some(plain) = Plain::parse(text) {
+                    let general: WireEnvelope<'_> = serde_json::from_str(text)
+                        .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{text}: {e}")))?;
+                    proptest::prop_assert_eq!(fields(&plain), fields(&general), "{}", text);
+                }
+            }
+        }
+    }
+
+    /// JSON text of a value, through one object-safe call.
+    mod erased {
+        pub trait Json {
+            fn json(&self) -> String;
+        }
+        impl<T: serde::Serialize> Json for T {
+            fn json(&self) -> String {
+                serde_json::to_string(self).unwrap()
+            }
+        }
     }
 
     #[test]

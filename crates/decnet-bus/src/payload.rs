@@ -12,6 +12,13 @@ use crate::Error;
 
 /// The text of the empty object.
 const EMPTY: &[u8] = b"{}";
+/// Largest serialisation buffer a thread keeps between payloads.
+const MAX_SCRATCH: usize = 64 * 1024;
+
+thread_local! {
+    /// Where [`Payload::from_serialize`] writes before copying.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// The data of an event: the text of one JSON object.
 ///
@@ -47,13 +54,29 @@ impl Payload {
     /// [`Error::PayloadNotObject`] when it serialises to something else or cannot be
     /// serialised (a map with non-string keys).
     pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Self, Error> {
-        let text = serde_json::to_vec(value).map_err(|_| Error::PayloadNotObject)?;
-        // serde_json writes `{` first only for an object (maps, structs, enum variants
-        // with data), and writes no surrounding whitespace.
-        if text.first() != Some(&b'{') {
-            return Err(Error::PayloadNotObject);
+        // Serialised into a reused buffer, then copied once at its exact size: a fresh
+        // vector would grow (and copy) several times on the way to a typical payload. A
+        // `Serialize` that itself makes a payload finds the buffer taken and uses its own.
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let result = Self::serialize_into(&mut scratch, value);
+                if scratch.capacity() > MAX_SCRATCH {
+                    *scratch = Vec::new();
+                }
+                result
+            }
+            Err(_) => Self::serialize_into(&mut Vec::new(), value),
+        })
+    }
+
+    fn serialize_into<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) -> Result<Self, Error> {
+        buf.clear();
+        match serde_json::to_writer(&mut *buf, value) {
+            // serde_json writes `{` first only for an object (maps, structs, enum variants
+            // with data), and writes no surrounding whitespace.
+            Ok(()) if buf.first() == Some(&b'{') => Ok(Self(Bytes::copy_from_slice(buf))),
+            _ => Err(Error::PayloadNotObject),
         }
-        Ok(Self(Bytes::from(text)))
     }
 
     /// Checks that `text` is one JSON object and keeps it (without surrounding whitespace).
@@ -193,6 +216,25 @@ mod tests {
         // Valid JSON whose number does not fit a value: kept, and refused only on reading.
         let huge = Payload::from_json(r#"{"x":1e400}"#).unwrap();
         assert!(huge.to_map().is_err());
+    }
+
+    #[test]
+    fn a_payload_made_while_serialising_another_is_fine() {
+        struct Nested;
+        impl Serialize for Nested {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let inner = Payload::from_serialize(&json!({"in": 1})).unwrap();
+                let mut m = s.serialize_map(Some(1))?;
+                serde::ser::SerializeMap::serialize_entry(&mut m, "inner", &inner)?;
+                serde::ser::SerializeMap::end(m)
+            }
+        }
+        let p = Payload::from_serialize(&Nested).unwrap();
+        assert_eq!(p.as_str(), r#"{"inner":{"in":1}}"#);
+        // The buffer is reused across calls and never leaks one payload into the next.
+        let a = Payload::from_serialize(&json!({"long": "x".repeat(100)})).unwrap();
+        let b = Payload::from_serialize(&json!({})).unwrap();
+        assert_eq!((a.as_bytes().len(), b.as_str()), (111, "{}"));
     }
 
     #[test]
