@@ -3,7 +3,7 @@
 //! Read in this order:
 //! - [`Repository`]: the supertrait of the per-domain traits, used as
 //!   `Arc<dyn Repository>`: [`FleetRepo`], [`SwarmHostRepo`], [`ShardRepo`],
-//!   [`TokenRepo`], [`LogRepo`], [`AttackerRepo`], [`CredentialRepo`],
+//!   [`HeartbeatRepo`], [`TokenRepo`], [`LogRepo`], [`AttackerRepo`], [`CredentialRepo`],
 //!   [`ArtifactRepo`], [`UserRepo`], [`StateRepo`];
 //! - the typed rows and inputs next to each trait ([`fleet`], [`swarm`], [`telemetry`],
 //!   [`users`]) and [`Timestamp`];
@@ -24,7 +24,7 @@
 //!   write transaction (`BEGIN IMMEDIATE` on SQLite, `SELECT … FOR UPDATE` on
 //!   PostgreSQL), so [`FleetRepo::update_fleet_state`] returns the true previous state.
 //! - **Batches are transactions.** A batch write (logs, credentials, attacker
-//!   observations, shard snapshots) commits whole or not at all; log inserts are
+//!   observations, shard snapshots, heartbeats) commits whole or not at all; log inserts are
 //!   idempotent on their dedup key.
 //! - **Bounded.** Every text, batch and page is checked against a named limit in
 //!   [`limits`] before anything is written; pages are capped at
@@ -59,9 +59,10 @@ pub use error::{Error, Result};
 pub use fleet::{FleetDecky, FleetRepo, FleetState, FleetSummary, FleetUpsert, HostScope};
 pub use sql::{PostgresStore, SqliteStore};
 pub use swarm::{
-    DeckyShard, ErrorUpdate, Fingerprint, HostStatus, NewSwarmHost, RevokedFingerprint,
-    ShardFilter, ShardRepo, ShardUpsert, SnapshotOutcome, SwarmHost, SwarmHostPatch, SwarmHostRepo,
-    TokenConsumption, TokenRepo, token_digest,
+    DeckyShard, ErrorUpdate, Fingerprint, HeartbeatOutcome, HeartbeatRepo, HeartbeatWrite,
+    HostStatus, NewSwarmHost, ObservedShard, RevokedFingerprint, ShardFilter, ShardRepo,
+    ShardUpsert, SnapshotOutcome, SwarmHost, SwarmHostPatch, SwarmHostRepo, TokenConsumption,
+    TokenRepo, token_digest,
 };
 pub use telemetry::{
     Artifact, ArtifactRepo, Attacker, AttackerObservation, AttackerQuery, AttackerRepo, Credential,
@@ -78,6 +79,7 @@ pub trait Repository:
     FleetRepo
     + SwarmHostRepo
     + ShardRepo
+    + HeartbeatRepo
     + TokenRepo
     + LogRepo
     + AttackerRepo
@@ -94,6 +96,7 @@ impl<T> Repository for T where
     T: FleetRepo
         + SwarmHostRepo
         + ShardRepo
+        + HeartbeatRepo
         + TokenRepo
         + LogRepo
         + AttackerRepo

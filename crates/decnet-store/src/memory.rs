@@ -14,9 +14,10 @@ use serde_json::Value;
 use crate::fleet::{FleetDecky, FleetRepo, FleetState, FleetUpsert, HostScope};
 use crate::limits::{self, MAX_BATCH};
 use crate::swarm::{
-    self, DeckyShard, ErrorUpdate, Fingerprint, HostStatus, NewSwarmHost, RevokedFingerprint,
-    ShardFilter, ShardRepo, ShardUpsert, SnapshotOutcome, SwarmHost, SwarmHostPatch, SwarmHostRepo,
-    TokenConsumption, TokenRepo, token_digest,
+    self, DeckyShard, ErrorUpdate, Fingerprint, HeartbeatOutcome, HeartbeatRepo, HeartbeatWrite,
+    HostStatus, NewSwarmHost, RevokedFingerprint, ShardFilter, ShardRepo, ShardUpsert,
+    SnapshotOutcome, SwarmHost, SwarmHostPatch, SwarmHostRepo, TokenConsumption, TokenRepo,
+    token_digest,
 };
 use crate::telemetry::{
     Artifact, ArtifactRepo, Attacker, AttackerObservation, AttackerQuery, AttackerRepo, Credential,
@@ -409,6 +410,66 @@ impl ShardRepo for MemoryStore {
             upserted: snapshot.len(),
             removed,
         })
+    }
+}
+
+#[async_trait]
+impl HeartbeatRepo for MemoryStore {
+    async fn apply_heartbeats(
+        &self,
+        batch: &[HeartbeatWrite],
+        at: Timestamp,
+    ) -> Result<Vec<HeartbeatOutcome>> {
+        limits::batch("heartbeat batch", batch.len(), MAX_BATCH)?;
+        let encoded: Vec<_> = batch.iter().map(HeartbeatWrite::encode).collect();
+        let mut t = self.lock();
+        let plan = swarm::plan_heartbeats(
+            batch,
+            &encoded,
+            |fp| t.revoked.contains_key(fp),
+            |uuid| {
+                t.hosts
+                    .get(uuid)
+                    .map(|h| (h.client_cert_fingerprint.clone(), h.status))
+            },
+        );
+        for (uuid, write) in &plan.hosts {
+            if let Some(h) = t.hosts.get_mut(*uuid) {
+                h.status = HostStatus::Active;
+                h.last_heartbeat = Some(at);
+                if let Some(v) = write.version {
+                    h.agent_version = Some(v.to_owned());
+                }
+            }
+            let Some(snapshot) = write
+                .snapshot
+                .and_then(|i| batch.get(i))
+                .and_then(|w| w.snapshot.as_deref())
+            else {
+                continue;
+            };
+            let keep: BTreeSet<&DeckyName> = snapshot.iter().map(|s| &s.decky_name).collect();
+            t.shards.retain(|(h, n), _| h != *uuid || keep.contains(n));
+            for s in snapshot {
+                let key = ((*uuid).clone(), s.decky_name.clone());
+                let last_error = t.shards.get(&key).and_then(|o| o.last_error.clone());
+                t.shards.insert(
+                    key,
+                    DeckyShard {
+                        host_uuid: (*uuid).clone(),
+                        decky_name: s.decky_name.clone(),
+                        services: s.services.clone(),
+                        decky_config: s.decky_config.clone(),
+                        decky_ip: s.decky_ip,
+                        state: s.state,
+                        last_error,
+                        last_seen: Some(at),
+                        updated_at: at,
+                    },
+                );
+            }
+        }
+        Ok(plan.outcomes)
     }
 }
 

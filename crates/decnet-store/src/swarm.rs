@@ -516,6 +516,206 @@ pub(crate) fn check_snapshot(host: &HostUuid, snapshot: &[ShardUpsert]) -> Resul
     Ok(())
 }
 
+/// One decky of a heartbeat snapshot, as the worker observes it. Heartbeats never touch
+/// a shard's error (SW-21) and stamp `last_seen` with the heartbeat time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedShard {
+    /// Decky name.
+    pub decky_name: DeckyName,
+    /// Service slugs.
+    pub services: Vec<String>,
+    /// Full config.
+    pub decky_config: Option<DeckyConfig>,
+    /// LAN address.
+    pub decky_ip: Option<IpAddr>,
+    /// Observed state.
+    pub state: FleetState,
+}
+
+/// One heartbeat to record: who presented it and what it reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatWrite {
+    /// The host the heartbeat names.
+    pub host_uuid: HostUuid,
+    /// The client certificate that presented it: it must be the host's pinned one and
+    /// not revoked.
+    pub fingerprint: Fingerprint,
+    /// The agent's version; `None` keeps the stored one.
+    pub agent_version: Option<String>,
+    /// The host's complete shard set (SW-20); `None` leaves the shards as they are (the
+    /// caller knows the snapshot did not change, or it is older than a recorded deploy).
+    pub snapshot: Option<Vec<ObservedShard>>,
+}
+
+/// What recording one heartbeat did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HeartbeatOutcome {
+    /// The host is `active` with the new `last_heartbeat` (and version); the snapshot,
+    /// if any, is its shard set.
+    Recorded,
+    /// The host row is recorded (`active`, `last_heartbeat`) but the version or the
+    /// snapshot broke a limit, and neither was written; the text says which.
+    Invalid(String),
+    /// No host with this uuid.
+    UnknownHost,
+    /// The presenting certificate is revoked.
+    Revoked,
+    /// The presenting certificate is not the host's pinned one.
+    FingerprintMismatch,
+    /// The host is being (or was) decommissioned.
+    Decommissioning,
+}
+
+/// A snapshot row's encoded columns: `(services_json, config_json)`.
+pub(crate) type EncodedObserved = (String, Option<String>);
+
+/// A heartbeat's encoded snapshot (`None`: no snapshot), or why it is invalid.
+pub(crate) type EncodedHeartbeat = std::result::Result<Option<Vec<EncodedObserved>>, String>;
+
+impl HeartbeatWrite {
+    /// Checks the version and snapshot against the limits and encodes the snapshot
+    /// rows; `Err` carries the reason.
+    pub(crate) fn encode(&self) -> EncodedHeartbeat {
+        let text = |e: Error| e.to_string();
+        limits::opt_text(
+            "agent version",
+            self.agent_version.as_deref(),
+            MAX_LABEL_LEN,
+        )
+        .map_err(text)?;
+        let Some(snapshot) = &self.snapshot else {
+            return Ok(None);
+        };
+        limits::batch("shard snapshot", snapshot.len(), limits::MAX_SHARD_SNAPSHOT)
+            .map_err(text)?;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut rows = Vec::with_capacity(snapshot.len());
+        for shard in snapshot {
+            if !seen.insert(&shard.decky_name) {
+                return Err(text(Error::invalid(
+                    "shard snapshot",
+                    format!("decky {} is listed twice", shard.decky_name),
+                )));
+            }
+            crate::fleet::services(&shard.services).map_err(text)?;
+            let config = shard
+                .decky_config
+                .as_ref()
+                .map(|c| limits::json("decky config", c, limits::MAX_DECKY_CONFIG_BYTES))
+                .transpose()
+                .map_err(text)?;
+            rows.push((
+                limits::json("services", &shard.services, usize::MAX).map_err(text)?,
+                config,
+            ));
+        }
+        Ok(Some(rows))
+    }
+}
+
+/// What the store holds for a host a heartbeat names: its pinned client fingerprint
+/// and status.
+pub(crate) type HostTrust = (Option<Fingerprint>, HostStatus);
+
+/// What a batch writes for one host once its trusted items are merged in batch order.
+/// Recording the items one after another leaves the same rows: a full snapshot
+/// replaces whatever an earlier one wrote, and a version is kept unless a later item
+/// names one.
+#[derive(Debug)]
+pub(crate) struct HostHeartbeat<'a> {
+    /// The newest valid version.
+    pub version: Option<&'a str>,
+    /// Index (into the batch) of the newest valid snapshot.
+    pub snapshot: Option<usize>,
+}
+
+/// Outcomes of a batch and the per-host writes they call for.
+#[derive(Debug)]
+pub(crate) struct HeartbeatPlan<'a> {
+    /// One per item, in order.
+    pub outcomes: Vec<HeartbeatOutcome>,
+    /// Hosts to record, in uuid order.
+    pub hosts: std::collections::BTreeMap<&'a HostUuid, HostHeartbeat<'a>>,
+}
+
+/// Classifies each item of `batch` (`encoded` from [`HeartbeatWrite::encode`], same
+/// order) against the revoked fingerprints and hosts the store holds.
+pub(crate) fn plan_heartbeats<'a>(
+    batch: &'a [HeartbeatWrite],
+    encoded: &[EncodedHeartbeat],
+    is_revoked: impl Fn(&Fingerprint) -> bool,
+    host: impl Fn(&HostUuid) -> Option<HostTrust>,
+) -> HeartbeatPlan<'a> {
+    let mut plan = HeartbeatPlan {
+        outcomes: Vec::with_capacity(batch.len()),
+        hosts: std::collections::BTreeMap::new(),
+    };
+    for (i, (write, enc)) in batch.iter().zip(encoded).enumerate() {
+        let refusal = if is_revoked(&write.fingerprint) {
+            Some(HeartbeatOutcome::Revoked)
+        } else {
+            match host(&write.host_uuid) {
+                None => Some(HeartbeatOutcome::UnknownHost),
+                Some((pin, _)) if pin.as_ref() != Some(&write.fingerprint) => {
+                    Some(HeartbeatOutcome::FingerprintMismatch)
+                }
+                Some((_, HostStatus::Decommissioning | HostStatus::Decommissioned)) => {
+                    Some(HeartbeatOutcome::Decommissioning)
+                }
+                Some(_) => None,
+            }
+        };
+        if let Some(refusal) = refusal {
+            plan.outcomes.push(refusal);
+            continue;
+        }
+        let entry = plan.hosts.entry(&write.host_uuid).or_insert(HostHeartbeat {
+            version: None,
+            snapshot: None,
+        });
+        match enc {
+            Ok(rows) => {
+                if let Some(v) = &write.agent_version {
+                    entry.version = Some(v);
+                }
+                if rows.is_some() {
+                    entry.snapshot = Some(i);
+                }
+                plan.outcomes.push(HeartbeatOutcome::Recorded);
+            }
+            Err(reason) => plan
+                .outcomes
+                .push(HeartbeatOutcome::Invalid(reason.clone())),
+        }
+    }
+    plan
+}
+
+/// Records heartbeats in batches (the swarm controller's intake).
+///
+/// Guarantees: the whole batch is one transaction; each item is checked inside it
+/// against the revocation list, the host's pinned client fingerprint and its status,
+/// so a certificate revoked or a host decommissioned before the transaction is refused
+/// even if the caller checked earlier; every item that passes moves its host to
+/// `active` with `last_heartbeat = at` and, with a snapshot, makes the snapshot the
+/// host's complete shard set (rows upserted with `last_seen = updated_at = at`, errors
+/// kept, rows it does not list removed). Items are independent: one refused or invalid
+/// item does not affect the others; the result is the same as recording the items one
+/// after another in batch order.
+#[async_trait]
+pub trait HeartbeatRepo: Send + Sync {
+    /// Records `batch` at `at`; returns one outcome per item, in order.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the batch holds more than [`limits::MAX_BATCH`] items;
+    /// [`Error::Database`] (nothing of the batch is written).
+    async fn apply_heartbeats(
+        &self,
+        batch: &[HeartbeatWrite],
+        at: Timestamp,
+    ) -> Result<Vec<HeartbeatOutcome>>;
+}
+
 /// Result of presenting an enrollment token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TokenConsumption {

@@ -22,9 +22,10 @@ macro_rules! sql_repository {
             db, fleet_summaries, is_fk_violation, is_unique_violation, json_value, like_pattern, to_i64,
         };
         use crate::swarm::{
-            self, DeckyShard, Fingerprint, HostStatus, NewSwarmHost, RevokedFingerprint,
-            ShardFilter, ShardRepo, ShardUpsert, SnapshotOutcome, SwarmHost, SwarmHostPatch,
-            SwarmHostRepo, TokenConsumption, TokenRepo, token_digest,
+            self, DeckyShard, Fingerprint, HeartbeatOutcome, HeartbeatRepo, HeartbeatWrite,
+            HostStatus, NewSwarmHost, RevokedFingerprint, ShardFilter, ShardRepo, ShardUpsert,
+            SnapshotOutcome, SwarmHost, SwarmHostPatch, SwarmHostRepo, TokenConsumption,
+            TokenRepo, token_digest,
         };
         use crate::telemetry::{
             Artifact, ArtifactRepo, Attacker, AttackerObservation, AttackerQuery, AttackerRepo,
@@ -36,6 +37,9 @@ macro_rules! sql_repository {
 
         /// Rows per multi-row `INSERT` statement.
         const INSERT_CHUNK: usize = 250;
+        /// Bind values per heartbeat snapshot `DELETE` (one host's snapshot may exceed
+        /// it alone, up to [`limits::MAX_SHARD_SNAPSHOT`] + 1).
+        const DELETE_BINDS: usize = 8192;
 
         impl $store {
             fn push_log_filter(qb: &mut QueryBuilder<'_, $db>, f: &LogFilter) {
@@ -687,6 +691,170 @@ macro_rules! sql_repository {
                     upserted: snapshot.len(),
                     removed,
                 })
+            }
+        }
+
+        #[async_trait]
+        impl HeartbeatRepo for $store {
+            async fn apply_heartbeats(
+                &self,
+                batch: &[HeartbeatWrite],
+                at: Timestamp,
+            ) -> Result<Vec<HeartbeatOutcome>> {
+                limits::batch("heartbeat batch", batch.len(), MAX_BATCH)?;
+                if batch.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let encoded: Vec<_> = batch.iter().map(HeartbeatWrite::encode).collect();
+                let op = "recording heartbeats";
+                let at_micros = at.as_unix_micros();
+                // A few statements per batch, not per heartbeat: on SQLite every
+                // statement is a round trip to the connection's worker thread.
+                let mut tx = self.begin_write().await.map_err(db(op))?;
+                let fingerprints: std::collections::BTreeSet<&str> =
+                    batch.iter().map(|w| w.fingerprint.as_str()).collect();
+                let mut qb = QueryBuilder::<$db>::new(
+                    "SELECT fingerprint FROM revoked_fingerprints WHERE fingerprint IN (",
+                );
+                let mut list = qb.separated(", ");
+                for fp in &fingerprints {
+                    list.push_bind(*fp);
+                }
+                qb.push(")");
+                let revoked: std::collections::BTreeSet<String> = qb
+                    .build_query_scalar()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db(op))?
+                    .into_iter()
+                    .collect();
+                let uuids: std::collections::BTreeSet<&str> =
+                    batch.iter().map(|w| w.host_uuid.as_str()).collect();
+                // On PostgreSQL the host rows stay locked until the commit, so a
+                // concurrent decommission either happened before (and is seen) or waits.
+                let mut qb = QueryBuilder::<$db>::new(
+                    "SELECT uuid, client_cert_fingerprint, status FROM swarm_hosts WHERE uuid IN (",
+                );
+                let mut list = qb.separated(", ");
+                for uuid in &uuids {
+                    list.push_bind(*uuid);
+                }
+                qb.push(") ORDER BY uuid").push(Self::FOR_UPDATE);
+                let rows: Vec<(String, Option<String>, String)> = qb
+                    .build_query_as()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db(op))?;
+                let mut hosts = std::collections::BTreeMap::new();
+                for (uuid, pin, status) in rows {
+                    let pin = pin
+                        .map(|p| Fingerprint::new(&p).map_err(|e| Error::corrupt("fingerprint", e)))
+                        .transpose()?;
+                    let status = HostStatus::parse(&status)
+                        .ok_or_else(|| Error::corrupt("host status", format!("{status:?}")))?;
+                    hosts.insert(uuid, (pin, status));
+                }
+                let plan = swarm::plan_heartbeats(
+                    batch,
+                    &encoded,
+                    |fp| revoked.contains(fp.as_str()),
+                    |uuid| hosts.get(uuid.as_str()).cloned(),
+                );
+                // Host rows: one statement per distinct version (usually one).
+                let mut by_version: std::collections::BTreeMap<Option<&str>, Vec<&str>> =
+                    Default::default();
+                for (uuid, write) in &plan.hosts {
+                    by_version.entry(write.version).or_default().push(uuid.as_str());
+                }
+                for (version, uuids) in by_version {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "UPDATE swarm_hosts SET status = 'active', last_heartbeat = ",
+                    );
+                    qb.push_bind(at_micros);
+                    if let Some(v) = version {
+                        qb.push(", agent_version = ").push_bind(v);
+                    }
+                    qb.push(" WHERE uuid IN (");
+                    let mut list = qb.separated(", ");
+                    for uuid in uuids {
+                        list.push_bind(uuid);
+                    }
+                    qb.push(")");
+                    qb.build().execute(&mut *tx).await.map_err(db(op))?;
+                }
+                // Snapshots: multi-row upserts, then one delete of the rows they omit.
+                let snapshots: Vec<(&HostUuid, &[swarm::ObservedShard], &[swarm::EncodedObserved])> =
+                    plan.hosts
+                        .iter()
+                        .filter_map(|(uuid, write)| {
+                            let i = write.snapshot?;
+                            let shards = batch.get(i)?.snapshot.as_deref()?;
+                            let rows = encoded.get(i)?.as_ref().ok()?.as_deref()?;
+                            Some((*uuid, shards, rows))
+                        })
+                        .collect();
+                let rows: Vec<(&HostUuid, &swarm::ObservedShard, &swarm::EncodedObserved)> =
+                    snapshots
+                        .iter()
+                        .flat_map(|(uuid, shards, enc)| {
+                            shards.iter().zip(enc.iter()).map(move |(s, e)| (*uuid, s, e))
+                        })
+                        .collect();
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO decky_shards (host_uuid, decky_name, services, \
+                         decky_config, decky_ip, state, last_seen, updated_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, (uuid, shard, (services, config))| {
+                        b.push_bind(uuid.as_str())
+                            .push_bind(shard.decky_name.as_str())
+                            .push_bind(services.as_str())
+                            .push_bind(config.as_deref())
+                            .push_bind(shard.decky_ip.map(|ip| ip.to_string()))
+                            .push_bind(shard.state.as_str())
+                            .push_bind(at_micros)
+                            .push_bind(at_micros);
+                    });
+                    qb.push(
+                        " ON CONFLICT (host_uuid, decky_name) DO UPDATE SET \
+                         services = excluded.services, decky_config = excluded.decky_config, \
+                         decky_ip = excluded.decky_ip, state = excluded.state, \
+                         last_seen = excluded.last_seen, updated_at = excluded.updated_at",
+                    );
+                    qb.build().execute(&mut *tx).await.map_err(db(op))?;
+                }
+                // Hosts per statement, keeping the bind count bounded.
+                let mut pending = snapshots.as_slice();
+                while !pending.is_empty() {
+                    let mut binds = 0;
+                    let mut take = 0;
+                    for (_, shards, _) in pending {
+                        let need = 1 + shards.len();
+                        if take > 0 && binds + need > DELETE_BINDS {
+                            break;
+                        }
+                        binds += need;
+                        take += 1;
+                    }
+                    let (now, rest) = pending.split_at(take);
+                    pending = rest;
+                    let mut qb = QueryBuilder::<$db>::new("DELETE FROM decky_shards WHERE 1 = 0");
+                    for (uuid, shards, _) in now {
+                        qb.push(" OR (host_uuid = ").push_bind(uuid.as_str());
+                        if !shards.is_empty() {
+                            qb.push(" AND decky_name NOT IN (");
+                            let mut list = qb.separated(", ");
+                            for s in *shards {
+                                list.push_bind(s.decky_name.as_str());
+                            }
+                            qb.push(")");
+                        }
+                        qb.push(")");
+                    }
+                    qb.build().execute(&mut *tx).await.map_err(db(op))?;
+                }
+                tx.commit().await.map_err(db(op))?;
+                Ok(plan.outcomes)
             }
         }
 

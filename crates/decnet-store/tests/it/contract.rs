@@ -5,12 +5,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, ensure};
 use decnet_core::{DeckyConfig, DeckyName, HostUuid};
-use decnet_store::limits::{MAX_BATCH, MAX_ERROR_LEN, MAX_PAGE_SIZE, MAX_SERVICES};
+use decnet_store::limits::{
+    MAX_BATCH, MAX_ERROR_LEN, MAX_PAGE_SIZE, MAX_SERVICES, MAX_SHARD_SNAPSHOT,
+};
 use decnet_store::{
     AttackerObservation, AttackerQuery, CredentialFilter, Error, ErrorUpdate, Fingerprint,
-    FleetState, FleetSummary, FleetUpsert, HostScope, HostStatus, LogFilter, LogQuery, NewArtifact,
-    NewCredential, NewLog, NewSwarmHost, NewUser, Order, Repository, RevokedFingerprint, Role,
-    ShardFilter, ShardUpsert, SwarmHostPatch, Timestamp, TokenConsumption,
+    FleetState, FleetSummary, FleetUpsert, HeartbeatOutcome, HeartbeatWrite, HostScope, HostStatus,
+    LogFilter, LogQuery, NewArtifact, NewCredential, NewLog, NewSwarmHost, NewUser, ObservedShard,
+    Order, Repository, RevokedFingerprint, Role, ShardFilter, ShardUpsert, SwarmHostPatch,
+    Timestamp, TokenConsumption,
 };
 use serde_json::json;
 
@@ -826,6 +829,260 @@ pub async fn shard_snapshot_replacement(repo: Repo) -> Res {
             .is_empty()
     );
     assert_eq!(repo.list_shards(&ShardFilter::all()).await?.len(), 1);
+    Ok(())
+}
+
+fn observed(n: &str, state: FleetState) -> ObservedShard {
+    ObservedShard {
+        decky_name: name(n),
+        services: vec!["ssh".into(), "http".into()],
+        decky_config: Some(config(n, 30)),
+        decky_ip: Some(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 30))),
+        state,
+    }
+}
+
+fn beat(
+    h: &str,
+    fingerprint: char,
+    version: Option<&str>,
+    snapshot: Option<Vec<ObservedShard>>,
+) -> HeartbeatWrite {
+    HeartbeatWrite {
+        host_uuid: host(h),
+        fingerprint: fp(fingerprint),
+        agent_version: version.map(str::to_owned),
+        snapshot,
+    }
+}
+
+pub async fn heartbeat_batches(repo: Repo) -> Res {
+    for (u, n, pin) in [
+        ("u-a", "a", 'a'),
+        ("u-b", "b", 'b'),
+        ("u-c", "c", 'c'),
+        ("u-d", "d", 'd'),
+        ("u-e", "e", 'e'),
+    ] {
+        repo.create_swarm_host(&new_host(u, n, Some(fp(pin))))
+            .await?;
+    }
+    repo.update_swarm_host(
+        &host("u-c"),
+        &SwarmHostPatch {
+            status: Some(HostStatus::Decommissioning),
+            ..Default::default()
+        },
+    )
+    .await?;
+    repo.update_swarm_host(
+        &host("u-e"),
+        &SwarmHostPatch {
+            status: Some(HostStatus::Unreachable),
+            agent_version: Some("0.9".into()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    repo.revoke_fingerprint(&RevokedFingerprint {
+        fingerprint: fp('d'),
+        host_uuid: Some(host("u-d")),
+        revoked_at: Timestamp::from_unix_seconds(5),
+        reason: None,
+    })
+    .await?;
+    repo.upsert_shard(&shard(
+        "u-a",
+        "d1",
+        FleetState::Failed,
+        ErrorUpdate::Set("boom".into()),
+    ))
+    .await?;
+    repo.upsert_shard(&shard("u-a", "d3", FleetState::Running, ErrorUpdate::Keep))
+        .await?;
+    repo.upsert_shard(&shard("u-e", "e1", FleetState::Running, ErrorUpdate::Keep))
+        .await?;
+    let e_before = repo.list_shards(&ShardFilter::host(host("u-e"))).await?;
+    let hosts_before = repo.list_swarm_hosts(None).await?;
+
+    assert!(
+        repo.apply_heartbeats(&[], Timestamp::from_unix_seconds(1))
+            .await?
+            .is_empty()
+    );
+    let t1 = Timestamp::from_unix_seconds(1_000);
+    let outcomes = repo
+        .apply_heartbeats(
+            &[
+                beat(
+                    "u-a",
+                    'a',
+                    Some("1.0"),
+                    Some(vec![
+                        observed("d1", FleetState::Running),
+                        observed("d2", FleetState::Degraded),
+                    ]),
+                ),
+                beat("u-b", 'a', Some("evil"), Some(vec![])),
+                beat("u-x", 'b', None, None),
+                beat("u-c", 'c', None, Some(vec![])),
+                beat("u-d", 'd', None, Some(vec![])),
+                beat("u-x", 'd', None, None),
+                beat("u-e", 'e', None, None),
+                beat("u-b", 'b', Some("bad\0version"), Some(vec![])),
+            ],
+            t1,
+        )
+        .await?;
+    assert_eq!(
+        outcomes,
+        [
+            HeartbeatOutcome::Recorded,
+            HeartbeatOutcome::FingerprintMismatch,
+            HeartbeatOutcome::UnknownHost,
+            HeartbeatOutcome::Decommissioning,
+            HeartbeatOutcome::Revoked,
+            HeartbeatOutcome::Revoked,
+            HeartbeatOutcome::Recorded,
+            HeartbeatOutcome::Invalid("invalid agent version: it contains a NUL character".into()),
+        ]
+    );
+    let get = |h: &'static str| {
+        let repo = repo.clone();
+        async move { repo.get_swarm_host(&host(h)).await?.context(h) }
+    };
+    let a = get("u-a").await?;
+    assert_eq!(
+        (a.status, a.last_heartbeat, a.agent_version.as_deref()),
+        (HostStatus::Active, Some(t1), Some("1.0"))
+    );
+    // The full snapshot replaced a's rows: d3 is gone, d1's error survives (SW-21).
+    let rows = repo.list_shards(&ShardFilter::host(host("u-a"))).await?;
+    let summary: Vec<_> = rows
+        .iter()
+        .map(|s| {
+            (
+                s.decky_name.as_str(),
+                s.state,
+                s.last_error.as_deref(),
+                s.last_seen,
+                s.updated_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("d1", FleetState::Running, Some("boom"), Some(t1), t1),
+            ("d2", FleetState::Degraded, None, Some(t1), t1),
+        ]
+    );
+    assert_eq!(rows[1].decky_config, Some(config("d2", 30)));
+    assert_eq!(rows[1].services, ["ssh", "http"]);
+    assert_eq!(
+        rows[1].decky_ip,
+        Some(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 30)))
+    );
+    // b: the mismatched certificate changed nothing; its own (invalid) heartbeat
+    // proves it alive, without the version or the snapshot.
+    let b = get("u-b").await?;
+    assert_eq!(
+        (b.status, b.last_heartbeat, b.agent_version),
+        (HostStatus::Active, Some(t1), None)
+    );
+    // Refused hosts are untouched.
+    let after = repo.list_swarm_hosts(None).await?;
+    for n in ["c", "d"] {
+        assert_eq!(
+            after.iter().find(|h| h.name == n),
+            hosts_before.iter().find(|h| h.name == n),
+            "host {n} untouched"
+        );
+    }
+    // e: no snapshot, no version: only the host row moves.
+    let e = get("u-e").await?;
+    assert_eq!(
+        (e.status, e.last_heartbeat, e.agent_version.as_deref()),
+        (HostStatus::Active, Some(t1), Some("0.9"))
+    );
+    assert_eq!(
+        repo.list_shards(&ShardFilter::host(host("u-e"))).await?,
+        e_before
+    );
+
+    // Several heartbeats of one host in one batch end as if recorded one by one: the
+    // last valid snapshot and the last named version win; an invalid one writes
+    // nothing of its own. An empty snapshot removes every row.
+    let t2 = Timestamp::from_unix_seconds(2_000);
+    let outcomes = repo
+        .apply_heartbeats(
+            &[
+                beat(
+                    "u-a",
+                    'a',
+                    Some("2.0"),
+                    Some(vec![observed("d4", FleetState::Running)]),
+                ),
+                beat("u-a", 'a', None, None),
+                beat(
+                    "u-a",
+                    'a',
+                    Some("3.0"),
+                    Some(vec![
+                        observed("d5", FleetState::Running),
+                        observed("d5", FleetState::Failed),
+                    ]),
+                ),
+                beat("u-e", 'e', None, Some(vec![])),
+            ],
+            t2,
+        )
+        .await?;
+    assert_eq!(
+        outcomes[..2],
+        [HeartbeatOutcome::Recorded, HeartbeatOutcome::Recorded]
+    );
+    assert!(
+        matches!(&outcomes[2], HeartbeatOutcome::Invalid(why) if why.contains("listed twice")),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[3], HeartbeatOutcome::Recorded);
+    let a = get("u-a").await?;
+    assert_eq!(
+        (a.last_heartbeat, a.agent_version.as_deref()),
+        (Some(t2), Some("2.0"))
+    );
+    let names: Vec<_> = repo
+        .list_shards(&ShardFilter::host(host("u-a")))
+        .await?
+        .into_iter()
+        .map(|s| (s.decky_name.to_string(), s.last_seen))
+        .collect();
+    assert_eq!(names, [("d4".to_owned(), Some(t2))]);
+    assert!(
+        repo.list_shards(&ShardFilter::host(host("u-e")))
+            .await?
+            .is_empty()
+    );
+
+    // Limits: a snapshot over the cap is refused per item; a batch over the cap whole.
+    let many: Vec<_> = (0..=MAX_SHARD_SNAPSHOT)
+        .map(|i| observed(&format!("x{i}"), FleetState::Running))
+        .collect();
+    let outcomes = repo
+        .apply_heartbeats(&[beat("u-a", 'a', None, Some(many))], t2)
+        .await?;
+    assert!(matches!(&outcomes[0], HeartbeatOutcome::Invalid(_)));
+    assert_eq!(
+        repo.list_shards(&ShardFilter::host(host("u-a")))
+            .await?
+            .len(),
+        1
+    );
+    let too_many: Vec<_> = (0..=MAX_BATCH)
+        .map(|_| beat("u-a", 'a', None, None))
+        .collect();
+    assert!(is_invalid(&repo.apply_heartbeats(&too_many, t2).await));
     Ok(())
 }
 

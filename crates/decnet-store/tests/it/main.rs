@@ -26,6 +26,7 @@ macro_rules! backend_tests {
                 revoked_fingerprints,
                 shard_upsert_is_host_scoped,
                 shard_snapshot_replacement,
+                heartbeat_batches,
                 token_single_use_and_expiry,
                 token_concurrent_consumption_is_single,
                 log_batch_idempotent_and_atomic,
