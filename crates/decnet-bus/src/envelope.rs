@@ -66,6 +66,49 @@ pub fn new_event_id() -> String {
     String::from(&*text)
 }
 
+/// Index of the first byte a JSON string cannot hold as it is: `"`, `\` or a control
+/// character. Eight bytes per step (a byte-parallel compare within a `u64`): ids, topics
+/// and types are scanned on every hop.
+fn special_byte(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH_BITS: u64 = ONES << 7;
+    /// Flags (in its high bit) every byte of `x` equal to `b`; a borrow may also flag
+    /// bytes above a true hit, never below the lowest one.
+    fn equal(x: u64, b: u8) -> u64 {
+        let y = x ^ (ONES * u64::from(b));
+        y.wrapping_sub(ONES) & !y
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let control = x.wrapping_sub(ONES * 0x20) & !x;
+        let hits = (control | equal(x, b'"') | equal(x, b'\\')) & HIGH_BITS;
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| at + i)
+}
+
+/// Appends `text` as a JSON string: copied between quotes when nothing in it needs an
+/// escape (ids, topics and types nearly always), through serde_json otherwise.
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    if special_byte(text.as_bytes()).is_none() {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        write_value(out, text);
+    }
+}
+
 /// Appends the JSON text of a string or number. Writing these into a vector cannot fail
 /// (serde_json writes a non-finite float as `null`); `null` keeps the text valid anyway.
 fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
@@ -117,11 +160,11 @@ impl Envelope {
         out.extend_from_slice(b"{\"v\":");
         write_value(out, &self.v);
         out.extend_from_slice(b",\"id\":");
-        write_value(out, self.id.as_str());
+        write_str(out, &self.id);
         out.extend_from_slice(b",\"topic\":");
-        write_value(out, self.topic.as_str());
+        write_str(out, self.topic.as_str());
         out.extend_from_slice(b",\"type\":");
-        write_value(out, self.event_type.as_str());
+        write_str(out, &self.event_type);
         out.extend_from_slice(b",\"ts\":");
         write_value(out, &self.ts);
         out.extend_from_slice(b",\"payload\":");
@@ -273,9 +316,7 @@ impl<'a> Plain<'a> {
     fn string(&mut self) -> Option<&'a str> {
         let start = self.at;
         let rest = self.text.as_bytes().get(start..)?;
-        let len = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let len = special_byte(rest)?;
         if rest[len] != b'"' {
             return None;
         }
@@ -808,6 +849,17 @@ mod tests {
             w.seen,
             w.repeated,
         )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn special_byte_finds_the_first_byte_to_escape(text in "(\\PC|[\"\\\\\u{0}-\u{1f}]){0,40}") {
+            let want = text.bytes().position(|b| b == b'"' || b == b'\\' || b < 0x20);
+            proptest::prop_assert_eq!(special_byte(text.as_bytes()), want);
+            let mut out = Vec::new();
+            write_str(&mut out, &text);
+            proptest::prop_assert_eq!(out, serde_json::to_vec(&text).unwrap());
+        }
     }
 
     #[test]
