@@ -79,7 +79,7 @@ impl Default for DeployOptions {
             no_cache: false,
             jobs: DEFAULT_JOBS,
             retry: Retry::default(),
-            settle: Duration::from_millis(1500),
+            settle: Duration::from_secs(1),
             seed: None,
             project: Project::default(),
         }

@@ -29,6 +29,10 @@ pub fn desired(config: &DecnetConfig, project: &Project) -> NetworkSpec {
     }
 }
 
+/// Polls while a network to remove still lists endpoints: 40 × 250 ms.
+const ENDPOINT_WAIT_STEPS: u32 = 40;
+const ENDPOINT_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// How an existing network compares with the desired one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fit {
@@ -113,9 +117,43 @@ pub async fn ensure(
     for id in &have.containers {
         engine.remove_container(id).await?;
     }
-    engine.remove_network(&want.name).await?;
+    let attached = engine
+        .network(&want.name)
+        .await?
+        .map(|n| n.containers)
+        .unwrap_or_default();
+    remove_when_detached(engine, &want.name, attached).await?;
     engine.create_network(want).await?;
     Ok(NetworkOutcome::Rebuilt)
+}
+
+/// Removes network `name` once no container is attached. Docker may list the endpoints of
+/// containers it has just removed for a moment longer: wait for them (bounded) rather
+/// than fail.
+async fn remove_when_detached(
+    engine: &dyn Engine,
+    name: &str,
+    mut attached: Vec<String>,
+) -> Result<(), Error> {
+    for _ in 0..ENDPOINT_WAIT_STEPS {
+        if attached.is_empty() {
+            break;
+        }
+        tokio::time::sleep(ENDPOINT_WAIT_STEP).await;
+        attached = match engine.network(name).await? {
+            Some(n) => n.containers,
+            None => return Ok(()),
+        };
+    }
+    if !attached.is_empty() {
+        return Err(Error::Invalid(format!(
+            "network {name} still has {} container(s) attached ({}); remove them first",
+            attached.len(),
+            attached.join(", ")
+        )));
+    }
+    engine.remove_network(name).await?;
+    Ok(())
 }
 
 /// Removes the project's network if DECNET created it (it carries
@@ -127,7 +165,7 @@ pub async fn remove(engine: &dyn Engine, project: &Project) -> Result<bool, Erro
     let name = project.network();
     match engine.network(&name).await? {
         Some(net) if net.labels.get(labels::MANAGED).map(String::as_str) == Some("true") => {
-            engine.remove_network(&name).await?;
+            remove_when_detached(engine, &name, net.containers).await?;
             Ok(true)
         }
         Some(_) => {
