@@ -38,7 +38,7 @@ pub struct AgentArgs {
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     pub heartbeat_interval: f64,
     /// Where the self-destruct reaper script is written (a directory outside the install
-    /// that PID 1 can see).
+    /// that PID 1 can see; default: the run directory, /run/decnet).
     #[arg(long, value_name = "DIR")]
     pub reaper_dir: Option<PathBuf>,
 }
@@ -217,10 +217,15 @@ pub fn run(ctx: &Ctx, args: &AgentArgs) -> Result<Status> {
             (backend, detector)
         }
     };
-    let mut reaper = reaper::Reaper::default();
-    if let Some(d) = &args.reaper_dir {
-        reaper.temp_dir.clone_from(d);
-    }
+    // The reaper script goes under the run directory of these settings (a `--data-dir`
+    // agent keeps it inside its own tree) unless `--reaper-dir` names another.
+    let mut reaper = reaper::Reaper {
+        temp_dir: args
+            .reaper_dir
+            .clone()
+            .unwrap_or_else(|| ctx.settings.run_dir.clone()),
+        ..reaper::Reaper::default()
+    };
     if backend.name() == "fake" {
         // A test agent never reaps the real host: the reaper works under
         // DECNET_TEST_REAPER_ROOT (or an empty scratch directory) and calls no systemctl
