@@ -12,6 +12,7 @@
 //!   checked) and `POST /swarm/enroll/csr` (one-time token, no certificate yet).
 
 mod dispatch;
+mod intake;
 mod operator;
 mod ops;
 mod worker;
@@ -19,13 +20,14 @@ mod worker;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use decnet_core::HostUuid;
 use decnet_core::net::NetInfo;
 use decnet_store::{Repository, Timestamp};
 pub use dispatch::{assign_ips, shard_round_robin};
+pub use intake::{MAX_HEARTBEAT_BATCH, MAX_PENDING_HEARTBEATS, observed_snapshot};
 pub use operator::operator_router;
 pub use worker::worker_router;
 
@@ -76,6 +78,7 @@ pub struct Controller {
     generations: std::sync::Mutex<HashMap<HostUuid, u64>>,
     stripes: Vec<tokio::sync::Mutex<()>>,
     snapshots: std::sync::Mutex<HashMap<HostUuid, (u64, std::time::Instant)>>,
+    intake: OnceLock<intake::Intake>,
 }
 
 /// How long an unchanged heartbeat snapshot may go without being written again (the
@@ -154,6 +157,7 @@ impl Controller {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             snapshots: std::sync::Mutex::new(HashMap::new()),
+            intake: OnceLock::new(),
         })
     }
 
@@ -196,14 +200,29 @@ impl Controller {
     /// Serializes shard writes of one host (dispatch results and heartbeat snapshots), so
     /// the generation check and the write happen together.
     async fn lock_shards(&self, host: &HostUuid) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lock_stripe(self.stripe_of(host)).await
+    }
+
+    /// The shard-lock stripe of `host`. Whoever holds several stripes takes them in
+    /// ascending order.
+    fn stripe_of(&self, host: &HostUuid) -> usize {
         use std::hash::{Hash as _, Hasher as _};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         host.hash(&mut h);
-        let i = usize::try_from(h.finish() % SHARD_LOCK_STRIPES as u64).unwrap_or(0);
+        usize::try_from(h.finish() % SHARD_LOCK_STRIPES as u64).unwrap_or(0)
+    }
+
+    async fn lock_stripe(&self, i: usize) -> tokio::sync::MutexGuard<'_, ()> {
         match self.stripes.get(i) {
             Some(m) => m.lock().await,
             None => self.stripes[0].lock().await,
         }
+    }
+
+    /// The heartbeat recorder's queue, started on first use (on the caller's runtime).
+    fn heartbeat_intake(self: &Arc<Self>) -> &intake::Intake {
+        self.intake
+            .get_or_init(|| intake::start(Arc::downgrade(self)))
     }
 
     /// True when `digest` is the snapshot last written for `host` less than

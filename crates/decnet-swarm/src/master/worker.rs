@@ -6,11 +6,10 @@ use axum::Router;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use decnet_store::{
-    ErrorUpdate, FleetState, HostStatus, ShardUpsert, SwarmHostPatch, Timestamp, TokenConsumption,
-};
+use decnet_store::{FleetState, Timestamp, TokenConsumption};
 
 use super::Controller;
+use super::intake::{self, Pending};
 use crate::pki::Role;
 use crate::proto::{AgentStatus, CsrRequest, EnrolledBundle, Heartbeat};
 use crate::serve::{ApiError, JsonBody};
@@ -61,39 +60,19 @@ pub fn snapshot_digest(status: &AgentStatus) -> u64 {
     h.finish()
 }
 
-/// The shard snapshot a heartbeat describes (empty when nothing is deployed).
-pub fn snapshot(
-    host: &decnet_core::HostUuid,
-    status: &AgentStatus,
-    now: Timestamp,
-) -> Vec<ShardUpsert> {
-    if !status.deployed {
-        return Vec::new();
-    }
-    status
-        .deckies
-        .iter()
-        .map(|d| ShardUpsert {
-            host_uuid: host.clone(),
-            decky_name: d.name.clone(),
-            services: d.services.clone(),
-            decky_config: Some(d.clone()),
-            decky_ip: Some(std::net::IpAddr::V4(d.ip)),
-            state: observed_state(status, d.name.as_str()),
-            last_error: ErrorUpdate::Keep,
-            last_seen: Some(now),
-        })
-        .collect()
-}
+/// Longest agent version recorded; a longer one is cut (at a character boundary).
+pub const MAX_AGENT_VERSION_LEN: usize = 64;
 
 /// Accepts a heartbeat: 204, or 403 (no/wrong/revoked certificate, host being
-/// decommissioned), 404 (unknown host), 422 (body).
+/// decommissioned), 404 (unknown host), 422 (body), 503 (the intake queue is full).
 ///
 /// The presenting certificate must carry the agent role, not be revoked, and be the one
 /// pinned in the host row; all three are checked on the connection carrying the
-/// request (SW-3, SW-5).
+/// request (SW-3, SW-5), the last two inside the transaction that records the
+/// heartbeat together with whatever other heartbeats are pending (group commit, see
+/// [`super::intake`]).
 pub async fn accept_heartbeat(
-    ctrl: &Controller,
+    ctrl: &Arc<Controller>,
     peer: &Peer,
     beat: Heartbeat,
 ) -> Result<(), ApiError> {
@@ -103,67 +82,32 @@ pub async fn accept_heartbeat(
     if cert.role != Some(Role::Agent) {
         return Err(ApiError::forbidden("agent certificate required"));
     }
-    if ctrl
-        .repo
-        .is_fingerprint_revoked(&cert.fingerprint)
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-    {
-        return Err(ApiError::forbidden("certificate revoked"));
-    }
-    let Some(host) = ctrl
-        .repo
-        .get_swarm_host(&beat.host_uuid)
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-    else {
-        return Err(ApiError::not_found("unknown host"));
-    };
-    if host.client_cert_fingerprint.as_ref() != Some(&cert.fingerprint) {
-        tracing::warn!(host = %host.name, peer = %peer.remote, "Heartbeat with a certificate that is not the host's");
-        return Err(ApiError::forbidden("certificate fingerprint mismatch"));
-    }
-    if matches!(
-        host.status,
-        HostStatus::Decommissioning | HostStatus::Decommissioned
-    ) {
-        return Err(ApiError::forbidden("host is being decommissioned"));
-    }
-    let now = Timestamp::now();
-    let mut version = beat.agent_version.clone();
+    let mut version = beat.agent_version;
     if let Some(v) = &mut version {
-        v.truncate(64);
+        cut(v, MAX_AGENT_VERSION_LEN);
     }
-    ctrl.repo
-        .update_swarm_host(
-            &host.uuid,
-            &SwarmHostPatch {
-                status: (host.status != HostStatus::Active).then_some(HostStatus::Active),
-                last_heartbeat: Some(now),
-                agent_version: version.filter(|v| host.agent_version.as_ref() != Some(v)),
-                ..SwarmHostPatch::default()
-            },
-        )
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    ctrl.set_lan(&host.uuid, beat.status.lan.clone());
-    let _guard = ctrl.lock_shards(&host.uuid).await;
-    if ctrl.is_stale(&host.uuid, beat.status.generation) {
-        // Taken before a deploy or teardown whose outcome is already recorded.
-        tracing::debug!(host = %host.name, "Stale heartbeat snapshot skipped");
-        return Ok(());
-    }
-    ctrl.note_generation(&host.uuid, beat.status.generation);
     let digest = snapshot_digest(&beat.status);
-    if ctrl.snapshot_unchanged(&host.uuid, digest) {
-        return Ok(());
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let pending = Pending {
+        host: beat.host_uuid,
+        fingerprint: cert.fingerprint.clone(),
+        agent_version: version,
+        status: beat.status,
+        digest,
+        reply,
+    };
+    intake::submit(ctrl.heartbeat_intake(), pending, answer).await
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary.
+fn cut(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
     }
-    ctrl.repo
-        .replace_host_shards(&host.uuid, &snapshot(&host.uuid, &beat.status, now))
-        .await
-        .map_err(ApiError::from_store)?;
-    ctrl.snapshot_written(&host.uuid, Some(digest));
-    Ok(())
 }
 
 impl ApiError {
@@ -213,4 +157,19 @@ async fn enroll_csr(
     let bundle = super::ops::sign_for_host(&ctrl, &host, &req.csr_pem).await?;
     tracing::info!(host = %host.name, peer = %peer.remote, fingerprint = %bundle.fingerprint, "Worker enrolled");
     Ok(axum::Json(bundle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_version_is_cut_at_a_character_boundary() {
+        let mut v = format!("{}é-rest", "x".repeat(MAX_AGENT_VERSION_LEN - 1));
+        cut(&mut v, MAX_AGENT_VERSION_LEN);
+        assert_eq!(v, "x".repeat(MAX_AGENT_VERSION_LEN - 1));
+        let mut short = "1.2.3".to_owned();
+        cut(&mut short, MAX_AGENT_VERSION_LEN);
+        assert_eq!(short, "1.2.3");
+    }
 }
