@@ -41,6 +41,10 @@ pub struct AgentArgs {
     /// that PID 1 can see; default: the run directory, /run/decnet).
     #[arg(long, value_name = "DIR")]
     pub reaper_dir: Option<PathBuf>,
+    /// Parent interface of this worker's deckies (its LAN is detected on it at every
+    /// deploy; default: the interface of the default route).
+    #[arg(long, value_name = "IFACE")]
+    pub interface: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -152,7 +156,10 @@ type Runtime = (Arc<dyn AgentBackend>, Arc<dyn LanDetector>);
 
 /// The test backend when `DECNET_TEST_FAKE_RUNTIME` enables it (see
 /// [`FakeBackend`]), else `None`.
-fn fake_backend(env: &BTreeMap<String, String>) -> Result<Option<Runtime>> {
+fn fake_backend(
+    env: &BTreeMap<String, String>,
+    interface: Option<String>,
+) -> Result<Option<Runtime>> {
     let Some(fake) = FakeBackend::from_env(env) else {
         return Ok(None);
     };
@@ -160,7 +167,7 @@ fn fake_backend(env: &BTreeMap<String, String>) -> Result<Option<Runtime>> {
     eprintln!("decnet: warning: test backend in use, nothing will be deployed");
     let detector: Arc<dyn LanDetector> = match fake_lan(env)? {
         Some(lan) => Arc::new(FixedLan(lan)),
-        None => Arc::new(real_detector),
+        None => Arc::new(move || detect_lan(interface.as_deref())),
     };
     Ok(Some((Arc::new(fake), detector)))
 }
@@ -196,8 +203,9 @@ async fn docker_backend(ctx: &Ctx) -> Result<Arc<dyn AgentBackend>> {
     )))
 }
 
-fn real_detector() -> decnet_swarm::Result<NetInfo> {
-    decnet_runtime::hostnet::detect(None).map_err(|e| decnet_swarm::Error::Runtime(e.to_string()))
+fn detect_lan(interface: Option<&str>) -> decnet_swarm::Result<NetInfo> {
+    decnet_runtime::hostnet::detect(interface)
+        .map_err(|e| decnet_swarm::Error::Runtime(e.to_string()))
 }
 
 pub fn run(ctx: &Ctx, args: &AgentArgs) -> Result<Status> {
@@ -209,11 +217,17 @@ pub fn run(ctx: &Ctx, args: &AgentArgs) -> Result<Status> {
     let interval = seconds("--heartbeat-interval", args.heartbeat_interval)?;
     let env = decnet_env();
     let rt = runtime()?;
-    let (backend, detector) = match fake_backend(&env)? {
+    if let Some(name) = &args.interface {
+        // A named interface is checked now, so a typo stops the agent at start rather
+        // than failing every deploy.
+        detect_lan(Some(name)).map_err(|e| invalid(format!("--interface {name}: {e}")))?;
+    }
+    let (backend, detector) = match fake_backend(&env, args.interface.clone())? {
         Some(pair) => pair,
         None => {
             let backend = rt.block_on(docker_backend(ctx))?;
-            let detector: Arc<dyn LanDetector> = Arc::new(real_detector);
+            let interface = args.interface.clone();
+            let detector: Arc<dyn LanDetector> = Arc::new(move || detect_lan(interface.as_deref()));
             (backend, detector)
         }
     };

@@ -292,6 +292,16 @@ fn swarm_multi_process() {
         s.status_of("w1").as_deref() == Some("active")
             && s.status_of("w2").as_deref() == Some("active")
     });
+    // An enrolled agent told to use an interface that does not exist stops at start
+    // (exit 2, naming it) instead of failing every deploy later.
+    let out = s.run(
+        "w1",
+        &["agent", "--port", "0", "--interface", "decnet-nosuch0"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--interface decnet-nosuch0"), "{err}");
+
     let key = s.home("w1").join("etc/agent/worker.key");
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(
