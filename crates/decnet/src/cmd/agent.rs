@@ -173,27 +173,12 @@ fn fake_backend(
 }
 
 /// The Docker backend: `DOCKER_HOST` when it names a unix socket, else the default
-/// socket; deckies go to project `DECNET_PROJECT` (default `decnet`).
+/// socket; deckies go to the same project the CLI uses for these settings
+/// (`DECNET_PROJECT`, else one per relocated data directory, else `decnet`), so `decnet
+/// status` with the agent's `--data-dir` sees what the agent deployed.
 async fn docker_backend(ctx: &Ctx) -> Result<Arc<dyn AgentBackend>> {
-    let socket = match std::env::var("DOCKER_HOST").ok().as_deref() {
-        None | Some("") => None,
-        Some(h) => match h.strip_prefix("unix://") {
-            Some(path) => Some(path.to_owned()),
-            None => {
-                return Err(invalid(format!(
-                    "DOCKER_HOST={h}: only unix:///path sockets are supported"
-                )));
-            }
-        },
-    };
-    let engine = decnet_runtime::docker::DockerEngine::connect(socket.as_deref())
-        .await
-        .map_err(decnet_runtime::Error::Engine)
-        .context("connect to Docker")?;
-    let project = match std::env::var("DECNET_PROJECT") {
-        Ok(p) if !p.is_empty() => decnet_runtime::spec::Project::new(&p)?,
-        _ => decnet_runtime::spec::Project::default(),
-    };
+    let engine = super::live::engine().await?;
+    let project = super::live::project(&ctx.settings)?;
     Ok(Arc::new(RuntimeBackend::new(
         Arc::new(engine),
         Arc::new(decnet_runtime::hairpin::NetlinkHostNetwork),
