@@ -20,6 +20,10 @@ pub const MAX_PENDING_HEARTBEATS: usize = 1024;
 /// Heartbeats recorded in one transaction.
 pub const MAX_HEARTBEAT_BATCH: usize = 256;
 
+/// Longest wait for the store to record one batch. Past it the transaction is dropped
+/// (rolled back) and every heartbeat of the batch is answered 503, so a hung database
+/// stalls no agent longer than this.
+pub const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const _: () = assert!(MAX_HEARTBEAT_BATCH <= decnet_store::limits::MAX_BATCH);
 const _: () = assert!(MAX_HEARTBEAT_BATCH > 0);
 
@@ -182,11 +186,28 @@ pub async fn record_batch(ctrl: &Controller, batch: Vec<Pending>) {
         });
         plans.push(plan);
     }
-    let result = ctrl.repo.apply_heartbeats(&writes, Timestamp::now()).await;
+    let result = tokio::time::timeout(
+        STORE_TIMEOUT,
+        ctrl.repo.apply_heartbeats(&writes, Timestamp::now()),
+    )
+    .await;
     drop(writes);
     let outcomes = match result {
-        Ok(o) => o,
-        Err(e) => {
+        Ok(Ok(o)) => o,
+        Err(_) => {
+            tracing::error!(
+                heartbeats = batch.len(),
+                "The store did not record heartbeats in time"
+            );
+            drop(guards);
+            for p in batch {
+                let _ = p.reply.send(Err(ApiError::unavailable(
+                    "the database did not answer in time, retry later",
+                )));
+            }
+            return;
+        }
+        Ok(Err(e)) => {
             tracing::error!(error = %e, heartbeats = batch.len(), "Could not record heartbeats");
             drop(guards);
             for p in batch {
