@@ -26,6 +26,8 @@ use crate::topic::{Pattern, TopicCache, matches};
 pub const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
+/// Most received events handed to the subscriptions at once.
+const MAX_DELIVERY_BATCH: usize = 256;
 /// How long a started frame from the broker may take to arrive completely.
 const FRAME_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -544,25 +546,16 @@ struct Ack {
 async fn read_loop(inner: &Inner, mut rd: OwnedReadHalf) -> Result<(), Error> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut topics = TopicCache::new();
+    let mut batch = Vec::with_capacity(MAX_DELIVERY_BATCH);
     // Receive time, read once per batch of frames rather than per frame.
     let mut now = now_ts();
     loop {
-        loop {
-            // EVT bodies are validated by `Envelope::from_wire`; others in `on_frame`.
-            let (consumed, bye) = match wire::decode_unchecked(&buf)? {
-                Decoded::Frame { frame, consumed } => {
-                    (consumed, on_frame(inner, &mut topics, frame, now)?)
-                }
-                Decoded::NeedMore { min_len } => {
-                    buf.reserve(min_len.saturating_sub(buf.len()).max(READ_CHUNK));
-                    break;
-                }
-            };
-            buf.advance(consumed);
-            if bye {
-                debug!("Bus broker said BYE");
-                return Ok(());
-            }
+        let outcome = take_frames(inner, &mut topics, &mut buf, now, &mut batch);
+        // What arrived before a BYE, an error or the end of this read is delivered first.
+        deliver(inner, &mut batch);
+        if outcome? {
+            debug!("Bus broker said BYE");
+            return Ok(());
         }
         let partial = !buf.is_empty();
         let read = rd.read_buf(&mut buf);
@@ -584,12 +577,69 @@ async fn read_loop(inner: &Inner, mut rd: OwnedReadHalf) -> Result<(), Error> {
     }
 }
 
-/// Handles one frame from the broker; returns true on BYE.
+/// Handles every complete frame at the front of `buf`, collecting events in `batch`
+/// (delivered whenever it holds [`MAX_DELIVERY_BATCH`]); leaves a partial frame in `buf`
+/// with room reserved for it. Returns true on BYE.
+fn take_frames(
+    inner: &Inner,
+    topics: &mut TopicCache,
+    buf: &mut BytesMut,
+    now: f64,
+    batch: &mut Vec<Envelope>,
+) -> Result<bool, Error> {
+    loop {
+        // EVT bodies are validated by `Envelope::from_wire`; others in `on_frame`.
+        let (consumed, bye) = match wire::decode_unchecked(buf)? {
+            Decoded::Frame { frame, consumed } => {
+                (consumed, on_frame(inner, topics, frame, now, batch)?)
+            }
+            Decoded::NeedMore { min_len } => {
+                buf.reserve(min_len.saturating_sub(buf.len()).max(READ_CHUNK));
+                return Ok(false);
+            }
+        };
+        buf.advance(consumed);
+        if bye {
+            return Ok(true);
+        }
+        if batch.len() >= MAX_DELIVERY_BATCH {
+            deliver(inner, batch);
+        }
+    }
+}
+
+/// Hands the events of `batch` to every matching subscription, in order: one lock and at
+/// most one wake-up per subscription per batch rather than per event. Leaves `batch` empty.
+fn deliver(inner: &Inner, batch: &mut Vec<Envelope>) {
+    if batch.is_empty() {
+        return;
+    }
+    let subs = inner.subs_read();
+    let wanted = |p: &Pattern| batch.iter().any(|e| matches(p.as_str(), e.topic.as_str()));
+    let mut targets = subs
+        .iter()
+        .filter(|(p, _)| wanted(p))
+        .flat_map(|(p, qs)| qs.iter().map(move |(_, q)| (p, q)))
+        .peekable();
+    while let Some((pattern, queue)) = targets.next() {
+        let mine = |e: &Envelope| matches(pattern.as_str(), e.topic.as_str());
+        if targets.peek().is_none() {
+            // The last receiver takes the events themselves rather than copies.
+            queue.push_all(batch.drain(..).filter(|e| mine(e)));
+            break;
+        }
+        queue.push_all(batch.iter().filter(|e| mine(e)).cloned());
+    }
+    batch.clear();
+}
+
+/// Handles one frame from the broker, adding an event to `batch`; returns true on BYE.
 fn on_frame(
     inner: &Inner,
     topics: &mut TopicCache,
     frame: Frame<'_>,
     now: f64,
+    batch: &mut Vec<Envelope>,
 ) -> Result<bool, Error> {
     if frame.verb != Verb::Evt {
         wire::check_body(frame.body)?;
@@ -597,20 +647,7 @@ fn on_frame(
     match frame.verb {
         Verb::Evt => {
             let topic = topics.get(frame.args)?;
-            let envelope = Envelope::from_wire(topic, frame.body, now)?;
-            let subs = inner.subs_read();
-            let mut targets = subs
-                .iter()
-                .filter(|(p, _)| matches(p.as_str(), envelope.topic.as_str()))
-                .flat_map(|(_, qs)| qs.iter().map(|(_, q)| q))
-                .peekable();
-            while let Some(q) = targets.next() {
-                if targets.peek().is_none() {
-                    q.push(envelope);
-                    break;
-                }
-                q.push(envelope.clone());
-            }
+            batch.push(Envelope::from_wire(topic, frame.body, now)?);
             Ok(false)
         }
         Verb::Ok => {
@@ -626,5 +663,109 @@ fn on_frame(
             warn!(verb = %other, "Bus broker sent an unexpected verb; ignored");
             Ok(false)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn evt(topic: &str, n: u64, out: &mut Vec<u8>) {
+        let mut e = Envelope::new(
+            crate::Topic::new(topic).unwrap(),
+            "t",
+            crate::Payload::from_json(&format!("{{\"n\":{n}}}")).unwrap(),
+        );
+        e.rts = Some(1.5);
+        wire::encode(Verb::Evt, topic, &e.to_json(), out).unwrap();
+    }
+
+    fn numbers(q: &SubQueue) -> Vec<u64> {
+        std::iter::from_fn(|| q.try_pop())
+            .map(|e| e.payload.to_map().unwrap()["n"].as_u64().unwrap())
+            .collect()
+    }
+
+    /// A client with subscriptions on `a.>` and `a.b` (queues returned), never connected.
+    fn client_with_subs() -> (SocketClient, SubQueue, SubQueue) {
+        let c = SocketClient::new("/nonexistent", ClientOptions::new("t"));
+        let wide: SubQueue = Arc::new(Queue::new(64));
+        let narrow: SubQueue = Arc::new(Queue::new(64));
+        {
+            let mut subs = c.inner.subs_write();
+            subs.insert(Pattern::new("a.>").unwrap(), vec![(1, wide.clone())]);
+            subs.insert(Pattern::new("a.b").unwrap(), vec![(3, narrow.clone())]);
+        }
+        (c, wide, narrow)
+    }
+
+    #[test]
+    fn a_batch_of_frames_split_at_every_offset_is_delivered_whole_and_in_order() {
+        let mut bytes = Vec::new();
+        evt("a.b", 1, &mut bytes);
+        evt("a.c", 2, &mut bytes);
+        wire::encode(Verb::Ok, "", br#"{"ack":99}"#, &mut bytes).unwrap();
+        evt("z.z", 3, &mut bytes);
+        evt("a.b", 4, &mut bytes);
+        wire::encode(Verb::Bye, "", b"", &mut bytes).unwrap();
+        for split in 0..=bytes.len() {
+            let (c, wide, narrow) = client_with_subs();
+            let (tx, mut rx) = oneshot::channel();
+            c.inner.outbox().acks.insert(99, tx);
+            let mut topics = TopicCache::new();
+            let mut batch = Vec::new();
+            let mut buf = BytesMut::from(&bytes[..split]);
+            let first = take_frames(&c.inner, &mut topics, &mut buf, 0.0, &mut batch).unwrap();
+            deliver(&c.inner, &mut batch);
+            // The BYE is seen once its last byte has arrived, not before.
+            assert_eq!(first, split == bytes.len(), "split {split}");
+            if !first {
+                buf.extend_from_slice(&bytes[split..]);
+                let second = take_frames(&c.inner, &mut topics, &mut buf, 0.0, &mut batch).unwrap();
+                deliver(&c.inner, &mut batch);
+                assert!(second, "BYE seen (split {split})");
+            }
+            assert!(buf.is_empty() && batch.is_empty());
+            assert_eq!(numbers(&wide), vec![1, 2, 4], "split {split}");
+            assert_eq!(numbers(&narrow), vec![1, 4], "split {split}");
+            assert!(rx.try_recv().is_ok(), "ack delivered (split {split})");
+        }
+    }
+
+    #[test]
+    fn a_large_batch_is_delivered_in_bounded_slices_with_drop_oldest_counted() {
+        let (c, wide, narrow) = client_with_subs();
+        let mut bytes = Vec::new();
+        let total = 3 * MAX_DELIVERY_BATCH as u64 + 5;
+        for n in 0..total {
+            evt("a.b", n, &mut bytes);
+        }
+        let mut topics = TopicCache::new();
+        let mut batch = Vec::new();
+        let mut buf = BytesMut::from(&bytes[..]);
+        assert!(!take_frames(&c.inner, &mut topics, &mut buf, 0.0, &mut batch).unwrap());
+        assert!(batch.len() < MAX_DELIVERY_BATCH, "delivered as it went");
+        deliver(&c.inner, &mut batch);
+        for q in [&wide, &narrow] {
+            let stats = q.stats();
+            assert_eq!(stats.seq, total);
+            assert_eq!(stats.drops, total - 64);
+            assert_eq!(numbers(q), ((total - 64)..total).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn events_before_a_bad_frame_are_still_delivered() {
+        let (c, wide, _) = client_with_subs();
+        let mut bytes = Vec::new();
+        evt("a.x", 7, &mut bytes);
+        wire::encode(Verb::Evt, "a.x", b"[1]", &mut bytes).unwrap();
+        let mut topics = TopicCache::new();
+        let mut batch = Vec::new();
+        let mut buf = BytesMut::from(&bytes[..]);
+        let outcome = take_frames(&c.inner, &mut topics, &mut buf, 0.0, &mut batch);
+        deliver(&c.inner, &mut batch);
+        assert!(matches!(outcome, Err(Error::Envelope(_))), "{outcome:?}");
+        assert_eq!(numbers(&wide), vec![7]);
     }
 }

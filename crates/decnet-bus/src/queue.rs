@@ -82,30 +82,44 @@ impl<T: QueueItem> Queue<T> {
 
     /// Appends `item`; returns false (and drops the item) when the queue is closed.
     pub(crate) fn push(&self, item: T) -> bool {
+        self.push_all(std::iter::once(item))
+    }
+
+    /// Appends every item of `items` in order under one lock and wakes the consumer once:
+    /// the same outcome (order, drops, counters) as pushing them one by one, for one lock
+    /// and at most one wake-up per batch. Returns false (and drops the items) when the
+    /// queue is closed.
+    pub(crate) fn push_all(&self, items: impl IntoIterator<Item = T>) -> bool {
         let waker = {
             let mut s = self.lock();
             if s.closed {
                 return false;
             }
-            let size = item.size();
-            while !s.items.is_empty()
-                && (s.items.len() >= s.capacity || s.bytes + size > MAX_QUEUE_BYTES)
-            {
-                let victim = s.items.iter().position(|i| !i.protected()).unwrap_or(0);
-                if let Some(old) = s.items.remove(victim) {
-                    s.bytes -= old.size();
-                }
-                s.drops += 1;
+            for item in items {
+                Self::push_locked(&mut s, item);
             }
-            s.bytes += size;
-            s.items.push_back(item);
-            s.seq += 1;
             s.waker.take()
         };
         if let Some(w) = waker {
             w.wake();
         }
         true
+    }
+
+    fn push_locked(s: &mut State<T>, item: T) {
+        let size = item.size();
+        while !s.items.is_empty()
+            && (s.items.len() >= s.capacity || s.bytes + size > MAX_QUEUE_BYTES)
+        {
+            let victim = s.items.iter().position(|i| !i.protected()).unwrap_or(0);
+            if let Some(old) = s.items.remove(victim) {
+                s.bytes -= old.size();
+            }
+            s.drops += 1;
+        }
+        s.bytes += size;
+        s.items.push_back(item);
+        s.seq += 1;
     }
 
     /// Closes the queue: later pushes are refused, the consumer drains what is left and
@@ -322,6 +336,36 @@ mod tests {
             1,
             "byte count returned to zero after the pop"
         );
+    }
+
+    #[test]
+    fn a_batch_push_matches_single_pushes_and_wakes_once() {
+        let items = || std::iter::once(Item(0, true)).chain((1..=6).map(|i| Item(i, false)));
+        let one_by_one = Queue::new(3);
+        for item in items() {
+            assert!(one_by_one.push(item));
+        }
+        let batched = Queue::new(3);
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(batched.poll_pop(&mut cx).is_pending());
+        assert!(batched.lock().waker.is_some(), "the consumer waits");
+        assert!(batched.push_all(items()));
+        assert!(batched.lock().waker.is_none(), "the batch woke it");
+        assert_eq!(
+            batched.stats(),
+            QueueStats {
+                seq: 7,
+                drops: 4,
+                queued: 3
+            }
+        );
+        assert_eq!(one_by_one.stats(), batched.stats());
+        assert_eq!(drain(&batched), vec![0, 5, 6]);
+        assert_eq!(drain(&one_by_one), vec![0, 5, 6]);
+        batched.close();
+        assert!(!batched.push_all([Item(9, false)]));
+        assert_eq!(batched.stats().queued, 0);
     }
 
     #[test]
