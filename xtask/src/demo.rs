@@ -1,4 +1,6 @@
-//! `cargo xtask demo [--yes] [down]`: the README's main job. A live fleet of three deckies
+//! `cargo xtask demo [--yes] [down]`: the README's main job. A master (swarm controller)
+//! and one worker on this host (agent over mutual TLS, bus broker, reconciler), the
+//! worker enrolled for real, and a live fleet of three deckies the master dispatches to it
 //! on an isolated lab network this demo owns (a veth pair whose peer lives in the
 //! `decnet-lab` network namespace), never on the operator's LAN; `down` removes every
 //! trace.
@@ -21,6 +23,20 @@ const PEER: &str = "decnet-lab0p";
 /// never an operator's LAN.
 const PREFIX: &str = "198.18.213";
 const SOCKET: &str = "/var/run/docker.sock";
+/// The worker's own address on the lab LAN (the agent detects its LAN from it).
+const WORKER_HOST: u8 = 2;
+/// Loopback ports of the demo's control plane (off the defaults 8770/8771/8765, so an
+/// installed DECNET on this host is left alone).
+const OPERATOR_PORT: u16 = 18770;
+const WORKER_LISTENER_PORT: u16 = 18771;
+const AGENT_PORT: u16 = 18765;
+/// The daemons, in start order: (name, data directory under demo-data).
+const DAEMONS: &[(&str, &str)] = &[
+    ("swarmctl", "master"),
+    ("bus", "worker"),
+    ("agent", "worker"),
+    ("reconcile", "worker"),
+];
 
 /// One decky of the demo fleet.
 struct DemoDecky {
@@ -180,6 +196,13 @@ fn lab_up() -> Result<(), String> {
         &["link", "set", PEER, "netns", NS],
         &["link", "set", PARENT, "up"],
         &[
+            "addr",
+            "add",
+            &format!("{PREFIX}.{WORKER_HOST}/24"),
+            "dev",
+            PARENT,
+        ],
+        &[
             "-n",
             NS,
             "addr",
@@ -240,24 +263,156 @@ fn client(service: &str, ip: &str) -> String {
 
 fn decnet(bin: &Path, data: &Path) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.arg("--data-dir").arg(data);
+    cmd.arg("--data-dir").arg(data).env(
+        "DECNET_SWARMCTL_URL",
+        format!("http://127.0.0.1:{OPERATOR_PORT}"),
+    );
     cmd
+}
+
+fn pid_file(data: &Path, name: &str) -> PathBuf {
+    data.join(format!("{name}.pid"))
+}
+
+/// Starts `decnet <args>` in the background in its own process group (so it outlives
+/// this command and ignores its Ctrl-C), logging to `<data>/<name>.log`.
+fn spawn_daemon(
+    bin: &Path,
+    data: &Path,
+    home: &Path,
+    name: &str,
+    args: &[&str],
+    envs: &[(&str, &Path)],
+) -> Result<(), String> {
+    use std::os::unix::process::CommandExt as _;
+    let log_path = data.join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| format!("create {}: {e}", log_path.display()))?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = decnet(bin, home);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("start decnet {name}: {e}"))?;
+    let pid = pid_file(data, name);
+    std::fs::write(&pid, child.id().to_string())
+        .map_err(|e| format!("write {}: {e}", pid.display()))?;
+    eprintln!(
+        "xtask: started decnet {name} (pid {}, log {})",
+        child.id(),
+        log_path.display()
+    );
+    Ok(())
+}
+
+/// Waits until `ok` holds, or fails naming `what` and the log to read.
+fn wait_until(
+    what: &str,
+    log: &Path,
+    timeout: Duration,
+    mut ok: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{what} not ready after {} s (see {})",
+                timeout.as_secs(),
+                log.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(300),
+    )
+    .is_ok()
+}
+
+/// Stops the demo's daemons (SIGTERM, then SIGKILL after 15 s).
+fn stop_daemons(data: &Path) {
+    for (name, _) in DAEMONS.iter().rev() {
+        let path = pid_file(data, name);
+        let Some(pid) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = || Path::new(&format!("/proc/{pid}")).exists();
+        let signal = |sig: &str| {
+            Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .stderr(Stdio::null())
+                .status()
+        };
+        if alive() {
+            let _ = signal("-TERM");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while alive() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if alive() {
+                let _ = signal("-KILL");
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
 }
 
 fn down(root: &Path) -> Result<(), String> {
     let data = root.join("demo-data");
     let bin = root.join("target/release/decnet");
+    stop_daemons(&data);
     if bin.is_file() && engine_answers() {
-        run(
-            decnet(&bin, &data).args(["teardown", "--all"]),
-            "decnet teardown --all",
-        )?;
+        // The worker's state names every container and network of the fleet; the data
+        // directory itself is the fleet of an older, single-process demo.
+        for home in [data.join("worker"), data.clone()] {
+            if home.join("lib/decnet-state.json").is_file()
+                || home.join("decnet-state.json").is_file()
+            {
+                run(
+                    decnet(&bin, &home).args(["teardown", "--all"]),
+                    "decnet teardown --all",
+                )?;
+            }
+        }
     }
     lab_down();
+    if data.is_dir() {
+        std::fs::remove_dir_all(&data).map_err(|e| format!("remove {}: {e}", data.display()))?;
+    }
     eprintln!(
-        "xtask: demo removed: deckies, network, hairpin interface, state, veth pair {PARENT} and namespace {NS}"
+        "xtask: demo removed: daemons, deckies, network, hairpin interface, keys and state \
+         ({}), veth pair {PARENT} and namespace {NS}",
+        data.display()
     );
     Ok(())
+}
+
+/// Runs `decnet` and returns its stdout parsed as JSON.
+fn json_of(cmd: &mut Command, what: &str) -> Result<serde_json::Value, String> {
+    let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{what}: not JSON: {e}"))
 }
 
 /// `cargo xtask demo [--yes] [down]`.
@@ -282,21 +437,168 @@ pub fn demo(root: &Path, args: &[String]) -> Result<(), String> {
     )?;
     let bin = root.join("target/release/decnet");
     let data: PathBuf = root.join("demo-data");
-    std::fs::create_dir_all(&data).map_err(|e| format!("create {}: {e}", data.display()))?;
+    // A demo already up is replaced, never doubled.
+    if data.is_dir() {
+        down(root)?;
+    }
+    for port in [OPERATOR_PORT, WORKER_LISTENER_PORT, AGENT_PORT] {
+        if port_open(port) {
+            return Err(format!("127.0.0.1:{port} is in use: the demo needs it"));
+        }
+    }
+    let (master, worker) = (data.join("master"), data.join("worker"));
+    for d in [&master, &worker] {
+        std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+    }
     lab_up()?;
+
+    // The master: the swarm controller (operator API and worker listener on loopback).
+    let (op, wk, ag) = (
+        OPERATOR_PORT.to_string(),
+        WORKER_LISTENER_PORT.to_string(),
+        AGENT_PORT.to_string(),
+    );
+    let advertise = format!("https://127.0.0.1:{WORKER_LISTENER_PORT}");
+    spawn_daemon(
+        &bin,
+        &data,
+        &master,
+        "swarmctl",
+        &[
+            "swarmctl",
+            "--port",
+            &op,
+            "--worker-host",
+            "127.0.0.1",
+            "--worker-port",
+            &wk,
+            "--advertise",
+            &advertise,
+            "--heartbeat-interval",
+            "5",
+        ],
+        &[],
+    )?;
+    wait_until(
+        "swarmctl",
+        &data.join("swarmctl.log"),
+        Duration::from_secs(30),
+        || port_open(OPERATOR_PORT) && port_open(WORKER_LISTENER_PORT),
+    )?;
+
+    // The worker: enrolled with a one-time token (its key never leaves it), then its bus,
+    // its agent on the lab interface and its reconciler.
+    let enrolled = json_of(
+        decnet(&bin, &master).args([
+            "swarm",
+            "enroll",
+            "--name",
+            "demo-worker",
+            "--address",
+            "127.0.0.1",
+            "--agent-port",
+            &ag,
+            "--json",
+        ]),
+        "decnet swarm enroll",
+    )?;
+    let field = |k: &str| {
+        enrolled[k]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("decnet swarm enroll: no {k} in its answer"))
+    };
+    let (token, fingerprint, url) = (
+        field("token")?,
+        field("controller_fingerprint")?,
+        field("controller_url")?,
+    );
+    run(
+        decnet(&bin, &worker).args([
+            "agent",
+            "enroll",
+            "--master",
+            &url,
+            "--token",
+            &token,
+            "--master-fingerprint",
+            &fingerprint,
+        ]),
+        "decnet agent enroll",
+    )?;
+    spawn_daemon(&bin, &data, &worker, "bus", &["bus"], &[])?;
+    wait_until(
+        "bus",
+        &data.join("bus.log"),
+        Duration::from_secs(20),
+        || worker.join("run/bus.sock").exists(),
+    )?;
+    spawn_daemon(
+        &bin,
+        &data,
+        &worker,
+        "agent",
+        &[
+            "agent",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &ag,
+            "--interface",
+            PARENT,
+            "--heartbeat-interval",
+            "5",
+        ],
+        &[("DECNET_DECKY_BIN", decky_bin.as_path())],
+    )?;
+    let active = || {
+        decnet(&bin, &master)
+            .args(["swarm", "list", "--json"])
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .is_some_and(|v| {
+                v.as_array().is_some_and(|hosts| {
+                    hosts
+                        .iter()
+                        .any(|h| h["name"] == "demo-worker" && h["status"] == "active")
+                })
+            })
+    };
+    wait_until(
+        "the worker's first heartbeat",
+        &data.join("agent.log"),
+        Duration::from_secs(60),
+        active,
+    )?;
+    spawn_daemon(
+        &bin,
+        &data,
+        &worker,
+        "reconcile",
+        &["reconcile", "--interval", "5"],
+        &[],
+    )?;
+
+    // The fleet, dispatched by the master to its worker.
     let ini_path = data.join("demo.ini");
     std::fs::write(&ini_path, ini()).map_err(|e| format!("write {}: {e}", ini_path.display()))?;
-    let status = decnet(&bin, &data)
-        .env("DECNET_DECKY_BIN", &decky_bin)
-        .args(["deploy", "--seed", "213", "--config"])
+    let status = decnet(&bin, &master)
+        .args(["deploy", "--mode", "swarm", "--seed", "213", "--config"])
         .arg(&ini_path)
         .status()
         .map_err(|e| format!("run decnet: {e}"))?;
     match status.code() {
         Some(0) => {}
-        Some(3) => eprintln!("xtask: some services did not start (see the table above)"),
-        _ => return Err(format!("decnet deploy failed ({status})")),
+        Some(3) => eprintln!("xtask: some deckies did not start (see the table above)"),
+        _ => return Err(format!("decnet deploy --mode swarm failed ({status})")),
     }
+    print_guide(&bin, &data, &master, &worker);
+    Ok(())
+}
+
+fn print_guide(bin: &Path, data: &Path, master: &Path, worker: &Path) {
+    let b = bin.display();
     println!("\nThe deckies live on an isolated lab LAN ({PREFIX}.0/24, parent {PARENT});");
     println!("the namespace `{NS}` is a client on it ({PREFIX}.1). Try:\n");
     for d in DECKIES {
@@ -312,13 +614,27 @@ pub fn demo(root: &Path, args: &[String]) -> Result<(), String> {
         println!();
     }
     println!("  From this host (through the hairpin interface): curl -i http://{PREFIX}.10/");
-    println!("  OS fingerprints:   ip netns exec {NS} nmap -O {PREFIX}.10 {PREFIX}.12");
-    println!("  Captured events:   docker logs -f demo-srv-ssh   (one RFC 5424 line per event)");
+    println!("  OS fingerprints:    ip netns exec {NS} nmap -O {PREFIX}.10 {PREFIX}.12");
+    println!("  Captured events:    docker logs -f demo-srv-ssh   (one RFC 5424 line per event)");
+    println!("\nThe control plane (logs in {}):", data.display());
     println!(
-        "  Fleet status:      {} --data-dir {} status",
-        bin.display(),
-        data.display()
+        "  Workers:            DECNET_SWARMCTL_URL=http://127.0.0.1:{OPERATOR_PORT} {b} --data-dir {} swarm list",
+        master.display()
+    );
+    println!(
+        "  Deckies per worker: DECNET_SWARMCTL_URL=http://127.0.0.1:{OPERATOR_PORT} {b} --data-dir {} swarm deckies",
+        master.display()
+    );
+    println!(
+        "  What runs:          {b} --data-dir {} status",
+        worker.display()
+    );
+    println!(
+        "  Bus events:         {b} --data-dir {} bus subscribe 'decky.>'",
+        worker.display()
+    );
+    println!(
+        "                      (then `docker stop demo-db-redis`: the reconciler announces the change)"
     );
     println!("  Remove every trace: cargo xtask demo down");
-    Ok(())
 }

@@ -21,11 +21,15 @@ commands:
         test suite. .ci/run runs exactly this.
   demo [--yes]
         Run the main job, as root: install Docker from Debian if no engine answers
-        (asking first; --yes for scripts), build the decky image, create an isolated lab
-        network (a veth pair and the `decnet-lab` namespace) and deploy three live deckies
-        on it, then print how to reach them. State lives under ./demo-data.
+        (asking first; --yes for scripts), build the decky binary, create an isolated lab
+        network (a veth pair and the `decnet-lab` namespace), start a master (swarm
+        controller on 127.0.0.1:18770/18771) and one worker on this host (enrolled with a
+        one-time token; agent over mutual TLS on 127.0.0.1:18765, bus broker,
+        reconciler), let the master dispatch three live deckies to the worker, then print
+        how to reach them. State, keys and logs live under ./demo-data.
   demo down
-        Remove every trace of the demo: containers, network, hairpin, veth, namespace.
+        Remove every trace of the demo: daemons, containers, network, hairpin, veth,
+        namespace, ./demo-data.
   provision
         Only run the provisioning scripts and print the variables they export.
 ";
