@@ -185,11 +185,19 @@ impl Engine for FakeEngine {
         st.calls.push(format!("build {tag}"));
         st.next_id += 1;
         let id = format!("sha256:built{}-{}", st.next_id, context.len());
+        // Like Docker, the image carries the Dockerfile's binary checksum label.
+        let mut labels = BTreeMap::new();
+        let marker = format!("{}=\"", crate::image::BIN_SHA_LABEL);
+        if let Some(at) = String::from_utf8_lossy(&context).find(&marker) {
+            let text = String::from_utf8_lossy(&context[at + marker.len()..]).into_owned();
+            let sha: String = text.chars().take_while(char::is_ascii_hexdigit).collect();
+            labels.insert(crate::image::BIN_SHA_LABEL.to_owned(), sha);
+        }
         st.images.insert(
             tag.to_owned(),
             ImageInfo {
                 id: id.clone(),
-                labels: BTreeMap::new(),
+                labels,
             },
         );
         Ok(id)

@@ -223,9 +223,10 @@ pub struct ImageOutcome {
     pub built: bool,
 }
 
-/// Makes sure the decky image exists: builds it when it is missing or `rebuild` is set,
-/// from the binary `binary` yields (called only when a build is needed, so a deploy over
-/// an existing image needs no binary).
+/// Makes sure the decky image exists and holds the current decky binary: builds it when
+/// it is missing, when `rebuild` is set, or when the binary `binary` yields differs from
+/// the one in the image (its [`BIN_SHA_LABEL`]). When no binary can be found, an existing
+/// image is used as it is, so a deploy over an existing image needs no binary.
 ///
 /// # Errors
 /// The binary's errors, or [`Error::Engine`].
@@ -236,15 +237,39 @@ pub async fn ensure_image(
     no_cache: bool,
 ) -> Result<ImageOutcome, Error> {
     let tag = image_tag();
-    if !rebuild && let Some(img) = engine.image(&tag).await? {
-        return Ok(ImageOutcome {
-            tag,
-            id: img.id,
-            built: false,
-        });
-    }
-    let path = binary()?;
-    let bytes = read_decky_bin(&path)?;
+    let existing = if rebuild {
+        None
+    } else {
+        engine.image(&tag).await?
+    };
+    let located = binary();
+    let (path, bytes) = match (existing, located) {
+        (Some(img), Err(_)) => {
+            return Ok(ImageOutcome {
+                tag,
+                id: img.id,
+                built: false,
+            });
+        }
+        (None, Err(e)) => return Err(e),
+        (Some(img), Ok(path)) => {
+            let bytes = read_decky_bin(&path)?;
+            let sha = hex::encode(Sha256::digest(&bytes));
+            if img.labels.get(BIN_SHA_LABEL) == Some(&sha) {
+                return Ok(ImageOutcome {
+                    tag,
+                    id: img.id,
+                    built: false,
+                });
+            }
+            tracing::info!(tag = %tag, binary = %path.display(), "The decky binary changed since the image was built");
+            (path, bytes)
+        }
+        (None, Ok(path)) => {
+            let bytes = read_decky_bin(&path)?;
+            (path, bytes)
+        }
+    };
     tracing::info!(tag = %tag, binary = %path.display(), "Building the decky image");
     let id = engine
         .build_image(&tag, build_context(&bytes), no_cache)
@@ -307,6 +332,48 @@ mod tests {
         if let Ok(bytes) = std::fs::read("/bin/sh") {
             assert!(check_static_elf(&bytes).is_err());
         }
+    }
+
+    #[tokio::test]
+    async fn image_follows_the_binary() {
+        let engine = crate::fake::FakeEngine::new();
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("decnet-decky");
+        std::fs::write(&bin, elf(1)).unwrap();
+        let at = || Ok(bin.clone());
+        let first = ensure_image(&engine, at, false, false).await.unwrap();
+        assert!(first.built);
+        // Same binary: the image is kept.
+        let again = ensure_image(&engine, at, false, false).await.unwrap();
+        assert_eq!((again.built, &again.id), (false, &first.id));
+        // No binary to be found: the existing image is used.
+        let none = ensure_image(
+            &engine,
+            || Err(Error::Invalid("no decky binary".into())),
+            false,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!((none.built, &none.id), (false, &first.id));
+        // A different binary: rebuilt.
+        let mut changed = elf(1);
+        changed.extend_from_slice(b"new build");
+        std::fs::write(&bin, changed).unwrap();
+        let rebuilt = ensure_image(&engine, at, false, false).await.unwrap();
+        assert!(rebuilt.built);
+        assert_ne!(rebuilt.id, first.id);
+        // Nothing exists and no binary: the binary's error.
+        let empty = crate::fake::FakeEngine::new();
+        let err = ensure_image(
+            &empty,
+            || Err(Error::Invalid("no decky binary".into())),
+            false,
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("no decky binary"), "{err}");
     }
 
     #[test]
