@@ -153,7 +153,8 @@ pub struct DeployArgs {
     #[arg(long, env = "DECNET_DECKY_BIN", value_name = "PATH")]
     pub decky_bin: Option<PathBuf>,
     /// Deckies started at the same time.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = decnet_runtime::deploy::DEFAULT_JOBS,
+        value_parser = clap::value_parser!(u16).range(1..=i64::from(decnet_runtime::deploy::MAX_JOBS)))]
     pub jobs: u16,
     /// Print JSON instead of a table.
     #[arg(long)]
