@@ -293,16 +293,22 @@ pub async fn teardown(
                         decky_id: decky.as_ref().map(ToString::to_string),
                     })
                     .await
-                    .map(|r| ctrl.note_generation(&h.uuid, r.generation)),
+                    .map(|r| r.generation),
                 Err(e) => Err(e),
             };
             let ok = match result {
-                Ok(()) => {
+                Ok(generation) => {
+                    // Under the host's shard lock, like a dispatch result: a heartbeat
+                    // batch being recorded finishes first, and any later snapshot taken
+                    // before this teardown is stale, so no old row comes back.
+                    let guard = ctrl.lock_shards(&h.uuid).await;
+                    ctrl.note_generation(&h.uuid, generation);
                     ctrl.snapshot_written(&h.uuid, None);
                     let cleaned = match &decky {
                         Some(d) => ctrl.repo.delete_shard(&h.uuid, d).await.map(|_| ()),
                         None => ctrl.repo.delete_shards_for_host(&h.uuid).await.map(|_| ()),
                     };
+                    drop(guard);
                     if let Err(e) = cleaned {
                         tracing::warn!(host = %h.name, error = %e, "Teardown done but shards not cleaned");
                     }
