@@ -3,7 +3,7 @@
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Error;
@@ -74,52 +74,17 @@ fn execute(argv: &[&str]) -> Result<(bool, String), Error> {
     };
     let (program, args) = argv.split_first().ok_or_else(|| fail("is empty".into()))?;
     let path = find(program).ok_or_else(|| fail("not found".into()))?;
-    let mut child = Command::new(path)
+    let child = Command::new(path)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| fail(format!("could not start: {e}")))?;
-    let stderr = child.stderr.take();
-    // Read on a thread so a chatty command never blocks on a full pipe; keep only the
-    // first MAX_COMMAND_OUTPUT bytes and discard the rest.
-    let reader = std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        if let Some(mut err) = stderr {
-            let _ = err
-                .by_ref()
-                .take(MAX_COMMAND_OUTPUT as u64)
-                .read_to_end(&mut kept);
-            let _ = std::io::copy(&mut err, &mut std::io::sink());
-        }
-        String::from_utf8_lossy(&kept).into_owned()
-    });
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(fail(format!(
-                    "timed out after {}s",
-                    COMMAND_TIMEOUT.as_secs()
-                )));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(fail(format!("wait failed: {e}"))),
-        }
-    };
-    let stderr = reader.join().unwrap_or_default();
+    let (status, first) = wait_bounded(child, COMMAND_TIMEOUT, MAX_COMMAND_OUTPUT).map_err(fail)?;
     if status.success() {
-        Ok((true, stderr))
+        Ok((true, first))
     } else {
-        let first = stderr
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim();
         Ok((
             false,
             format!(
@@ -128,6 +93,50 @@ fn execute(argv: &[&str]) -> Result<(bool, String), Error> {
             ),
         ))
     }
+}
+
+/// Waits for `child` at most `timeout` (killing and reaping it past that) and returns its
+/// exit status with the first non-empty line of its stderr, when stderr was piped. The
+/// stderr is read on a thread, so a chatty command never blocks on a full pipe; only the
+/// first `max_stderr` bytes are kept, the rest is discarded.
+///
+/// # Errors
+/// The reason, as a message fragment: `timed out after …s` or `wait failed: …`.
+pub fn wait_bounded(
+    mut child: Child,
+    timeout: Duration,
+    max_stderr: usize,
+) -> Result<(ExitStatus, String), String> {
+    let stderr = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        if let Some(mut err) = stderr {
+            let _ = err.by_ref().take(max_stderr as u64).read_to_end(&mut kept);
+            let _ = std::io::copy(&mut err, &mut std::io::sink());
+        }
+        String::from_utf8_lossy(&kept).into_owned()
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("timed out after {}s", timeout.as_secs()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("wait failed: {e}")),
+        }
+    };
+    let stderr = reader.join().unwrap_or_default();
+    let first = stderr
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    Ok((status, first))
 }
 
 impl System for HostSystem {

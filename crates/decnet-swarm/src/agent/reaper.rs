@@ -22,13 +22,12 @@
 //! units or remove root's files, and killed if it ever stopped the agent. The error is
 //! logged for the operator instead.
 
-use std::io::Read as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use decnet_systemd::reaper::{REAPER_UNIT, ReaperScript};
 use decnet_systemd::registry::UNIT_DIR;
@@ -234,43 +233,12 @@ impl Spawner for HostSpawner {
             });
             return Ok(());
         }
-        let stderr = child.stderr.take();
-        let reader = std::thread::spawn(move || {
-            let mut kept = Vec::new();
-            if let Some(mut err) = stderr {
-                let _ = err
-                    .by_ref()
-                    .take(MAX_COMMAND_STDERR as u64)
-                    .read_to_end(&mut kept);
-                let _ = std::io::copy(&mut err, &mut std::io::sink());
-            }
-            String::from_utf8_lossy(&kept).into_owned()
-        });
-        let deadline = Instant::now() + START_TIMEOUT;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(fail(format!(
-                        "timed out after {}s",
-                        START_TIMEOUT.as_secs()
-                    )));
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(e) => return Err(fail(format!("wait failed: {e}"))),
-            }
-        };
-        let stderr = reader.join().unwrap_or_default();
+        let (status, first) =
+            decnet_systemd::system::wait_bounded(child, START_TIMEOUT, MAX_COMMAND_STDERR)
+                .map_err(fail)?;
         if status.success() {
             return Ok(());
         }
-        let first = stderr
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim();
         Err(fail(if first.is_empty() {
             format!("failed: {status}")
         } else {
@@ -409,6 +377,7 @@ impl Reaper {
 mod tests {
     use std::os::unix::fs::MetadataExt as _;
     use std::sync::Mutex;
+    use std::time::Instant;
 
     use super::*;
 
