@@ -3,5 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The lab network is shared with the CLI's live tests (one copy); this suite does not
+// use every helper in it.
+#[allow(dead_code)]
+#[path = "../../../decnet/tests/it/lab.rs"]
 mod lab;
 mod live;

@@ -1,6 +1,6 @@
-//! A throw-away lab network for live tests: a veth pair whose host end is the decky
-//! network's parent and whose other end sits in a network namespace (the "LAN client"),
-//! torn down on drop even when the test fails. Traffic stays inside it.
+//! A throw-away lab network for live tests (this crate's and decnet-runtime's): a veth
+//! pair whose host end is the decky network's parent and whose other end sits in a network
+//! namespace (the "LAN client"), torn down on drop even when the test fails. Traffic stays inside it.
 
 use std::process::Command;
 use std::sync::Mutex;
