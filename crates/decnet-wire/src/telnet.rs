@@ -427,9 +427,14 @@ mod tests {
             }
         }
 
+        /// One opening request per option, as a client that tracks its own state sends
+        /// them. (Contradicting requests for one option in a row, such as DO then DONT
+        /// unanswered, break RFC 1143 on the client's side: two peers can then answer
+        /// each other forever, one reply per request, which costs the server nothing
+        /// beyond the bytes the client sends; `any_bytes_are_total_and_bounded` covers it.)
         #[test]
-        fn any_offers_settle(offers in proptest::collection::vec((prop_oneof![Just(DO), Just(DONT), Just(WILL), Just(WONT)], any::<u8>()), 0..40)) {
-            let bytes: Vec<u8> = offers.iter().flat_map(|(v, o)| [IAC, *v, *o]).collect();
+        fn any_offers_settle(offers in proptest::collection::btree_map(any::<u8>(), prop_oneof![Just(DO), Just(DONT), Just(WILL), Just(WONT)], 0..40)) {
+            let bytes: Vec<u8> = offers.iter().flat_map(|(o, v)| [IAC, *v, *o]).collect();
             prop_assert!(settle(&bytes) < 50);
         }
     }
