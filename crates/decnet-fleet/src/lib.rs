@@ -46,6 +46,7 @@
 
 mod error;
 mod inputs;
+pub mod logs;
 pub mod mirror;
 mod reconcile;
 mod rows;

@@ -1,0 +1,124 @@
+//! The log pipeline's shared shapes: what a collector hands on ([`CollectedEvent`]),
+//! where it came from ([`Origin`]) and where it goes ([`EventSink`]).
+//!
+//! Flow: a container's stdout line → collector (decky and service from the container's
+//! labels, never from the line) → on a master [`EventSink`] = the ingester (store
+//! transaction, then bus); on a worker the local spool → forwarder → the master's
+//! listener → the same ingester with [`Origin::Worker`].
+//!
+//! Every event carries a stable [`CollectedEvent::key`]; the store ignores a second
+//! insert with the same key and derives attacker and credential aggregates only from
+//! rows it actually inserted, so re-delivery after a crash changes nothing.
+
+use async_trait::async_trait;
+use decnet_store::Timestamp;
+use sha2::{Digest, Sha256};
+
+/// Who vouches for an event's decky and service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// This host's collector (container labels).
+    Local,
+    /// A swarm worker's collector, shipped over mTLS; the name comes from the verified
+    /// worker certificate, never from the line.
+    Worker(String),
+    /// `decnet logs import`: nothing vouches; decky and service come from the line.
+    Imported,
+}
+
+/// One line read from a decky container (or an imported file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectedEvent {
+    /// Stable per-event idempotency key (lowercase hex, ≤ 64 chars).
+    pub key: String,
+    /// Decky the line is attributed to (container label `decnet.decky`).
+    pub decky: String,
+    /// Service slug (container label `decnet.service`).
+    pub service: String,
+    /// When the runtime received the line (Docker's timestamp); used when the line's own
+    /// TIMESTAMP is missing or unreadable.
+    pub received: Timestamp,
+    /// The line exactly as printed (no trailing newline).
+    pub raw_line: String,
+}
+
+impl CollectedEvent {
+    /// The key of a line read from a container: SHA-256 over the container id, Docker's
+    /// timestamp of the line (nanoseconds) and the line.
+    pub fn container_key(container_id: &str, docker_ts_nanos: i128, line: &str) -> String {
+        digest(&[
+            container_id.as_bytes(),
+            &docker_ts_nanos.to_be_bytes(),
+            line.as_bytes(),
+        ])
+    }
+
+    /// The key of an imported line: SHA-256 over the file's identity text, the line
+    /// number and the line, so importing the same file twice inserts nothing new.
+    pub fn import_key(source: &str, line_no: u64, line: &str) -> String {
+        digest(&[
+            b"import",
+            source.as_bytes(),
+            &line_no.to_be_bytes(),
+            line.as_bytes(),
+        ])
+    }
+}
+
+fn digest(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    hex::encode(h.finalize())
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// Rows inserted.
+    pub inserted: u64,
+    /// Events already stored (same key), skipped.
+    pub duplicates: u64,
+}
+
+/// Where collected events go. `commit` returns only once the batch is durable (stored
+/// in the database, or fsynced in the spool); callers advance their cursors or
+/// acknowledge only after it returns `Ok`.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Commits `batch` durably, idempotently per key.
+    ///
+    /// # Errors
+    /// A description of what failed; nothing in the batch may be considered stored.
+    async fn commit(
+        &self,
+        origin: &Origin,
+        batch: &[CollectedEvent],
+    ) -> Result<CommitOutcome, SinkError>;
+}
+
+/// Why a sink could not commit a batch.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// The database failed.
+    #[error("log store")]
+    Store(#[from] decnet_store::Error),
+    /// The spool failed.
+    #[error("log spool {path}")]
+    Spool {
+        /// The spool file or directory.
+        path: std::path::PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The spool is full (its size cap reached): the caller must wait and retry.
+    #[error("log spool is full ({bytes} bytes); waiting for the forwarder")]
+    SpoolFull {
+        /// Bytes held.
+        bytes: u64,
+    },
+}
