@@ -14,6 +14,11 @@ use async_trait::async_trait;
 use decnet_store::Timestamp;
 use sha2::{Digest, Sha256};
 
+/// Longest raw line a collector hands on (bytes); longer lines are cut at a character
+/// boundary by the collector. 4 KiB below the 64 KiB RFC 5425 frame cap, so a line
+/// wrapped in the forwarding envelope always fits one frame.
+pub const MAX_RAW_LINE: usize = 60 * 1024;
+
 /// Who vouches for an event's decky and service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
