@@ -5,6 +5,7 @@
 
 mod decky;
 mod demo;
+mod fuzz;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,11 +15,13 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  test [--no-lint] [-- <cargo test args>]
+  test [--no-lint] [--no-fuzz] [-- <cargo test args>]
         Provision every dependency the tests need (.ci/provision/*.sh, as root, from
         Debian packages, only when missing), build the static decky binary (the live
-        tests get it as DECNET_DECKY_BIN), then run fmt and clippy checks and the whole
-        test suite. .ci/run runs exactly this.
+        tests get it as DECNET_DECKY_BIN), then run fmt and clippy checks, the whole
+        test suite, and every fuzz target for a bounded time (10 s each, 30 s for the
+        log-line and log-frame decoders; nightly and cargo-fuzz are installed when
+        missing). .ci/run runs exactly this.
   demo [--yes]
         Run the main job, as root: install Docker from Debian if no engine answers
         (asking first; --yes for scripts), build the decky binary, create an isolated lab
@@ -138,6 +141,7 @@ pub(crate) fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
 
 fn test(root: &Path, args: &[String]) -> Result<(), String> {
     let lint = !args.iter().any(|a| a == "--no-lint");
+    let fuzz = !args.iter().any(|a| a == "--no-fuzz");
     let passthrough: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
     let mut vars = provision(root)?;
     // The live tests build the decky image from this binary.
@@ -172,5 +176,9 @@ fn test(root: &Path, args: &[String]) -> Result<(), String> {
     if !passthrough.is_empty() {
         cmd.arg("--").args(passthrough);
     }
-    run(&mut cmd, "cargo test --workspace")
+    run(&mut cmd, "cargo test --workspace")?;
+    if fuzz {
+        fuzz::run_all(root)?;
+    }
+    Ok(())
 }
