@@ -15,10 +15,14 @@ use bollard::models::{
     RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::network::{CreateNetworkOptions, InspectNetworkOptions};
-use futures::StreamExt as _;
+use bollard::system::EventsOptions;
+use futures::{Stream, StreamExt as _};
 
 use crate::engine::{
     Driver, Engine, EngineError, ErrorKind, ImageInfo, NetworkInfo, NetworkSpec, ObservedContainer,
+};
+use crate::logs::{
+    ContainerAction, ContainerEvent, ContainerEvents, LineAssembler, LogLine, LogLines, LogStream,
 };
 use crate::spec::{
     ContainerSpec, LOG_DRIVER, LOG_MAX_FILE, LOG_MAX_SIZE, Networking, RESTART_POLICY, labels,
@@ -69,6 +73,71 @@ fn to_btree(map: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
     map.unwrap_or_default().into_iter().collect()
 }
 
+fn observed(c: bollard::models::ContainerSummary) -> ObservedContainer {
+    ObservedContainer {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .names
+            .and_then(|n| n.into_iter().next())
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .unwrap_or_default(),
+        image_id: c.image_id.unwrap_or_default(),
+        state: c.state.unwrap_or_default(),
+        status: c.status.unwrap_or_default(),
+        labels: to_btree(c.labels),
+    }
+}
+
+/// Docker's log frames as bounded lines ([`LineAssembler`]). At the normal end of the
+/// stream a partial last line is handed on; after an error it is dropped (the caller
+/// re-reads it from its cursor).
+fn assemble<S>(inner: S, op: String) -> impl Stream<Item = Result<LogLine, EngineError>>
+where
+    S: Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send + Unpin + 'static,
+{
+    futures::stream::unfold(
+        (inner, LineAssembler::new(), false, op),
+        |(mut inner, mut asm, mut ended, op)| async move {
+            loop {
+                if let Some(line) = asm.pop() {
+                    return Some((Ok(line), (inner, asm, ended, op)));
+                }
+                if ended {
+                    return None;
+                }
+                match inner.next().await {
+                    Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message })) => {
+                        asm.push_frame(LogStream::Stdout, &message);
+                    }
+                    Some(Ok(LogOutput::StdErr { message })) => {
+                        asm.push_frame(LogStream::Stderr, &message);
+                    }
+                    Some(Ok(LogOutput::StdIn { .. })) => {}
+                    Some(Err(e)) => {
+                        let err = classify(&op, e);
+                        return Some((Err(err), (inner, LineAssembler::new(), true, op)));
+                    }
+                    None => {
+                        asm.finish();
+                        ended = true;
+                    }
+                }
+            }
+        },
+    )
+}
+
+fn container_event(msg: bollard::models::EventMessage) -> Option<ContainerEvent> {
+    let action = ContainerAction::from_docker(msg.action.as_deref()?)?;
+    let actor = msg.actor?;
+    Some(ContainerEvent {
+        id: actor.id?,
+        action,
+        attributes: to_btree(actor.attributes),
+        time_nanos: msg.time_nano.map_or(0, i128::from),
+    })
+}
+
 impl DockerEngine {
     /// Connects to `socket` (default [`DEFAULT_SOCKET`]) and negotiates the API version
     /// down to what the daemon speaks (Debian 12's Docker 20.10 speaks 1.41).
@@ -117,6 +186,27 @@ impl DockerEngine {
             out.extend_from_slice(bytes);
         }
         Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Managed containers (any project) matching the extra `filters` too.
+    async fn list_filtered(
+        &self,
+        mut filters: Vec<(String, Vec<String>)>,
+    ) -> Result<Vec<ObservedContainer>, EngineError> {
+        filters.push((
+            "label".to_owned(),
+            vec![format!("{}=true", labels::MANAGED)],
+        ));
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions::<String> {
+                all: true,
+                filters: filters.into_iter().collect(),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| classify("list containers", e))?;
+        Ok(list.into_iter().map(observed).collect())
     }
 
     /// The bollard client, for callers that need an API this trait does not cover.
@@ -388,21 +478,7 @@ impl Engine for DockerEngine {
             }))
             .await
             .map_err(|e| classify("list containers", e))?;
-        Ok(list
-            .into_iter()
-            .map(|c| ObservedContainer {
-                id: c.id.unwrap_or_default(),
-                name: c
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .map(|n| n.trim_start_matches('/').to_owned())
-                    .unwrap_or_default(),
-                image_id: c.image_id.unwrap_or_default(),
-                state: c.state.unwrap_or_default(),
-                status: c.status.unwrap_or_default(),
-                labels: to_btree(c.labels),
-            })
-            .collect())
+        Ok(list.into_iter().map(observed).collect())
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
@@ -444,6 +520,66 @@ impl Engine for DockerEngine {
             }) => Ok(()),
             Err(e) => Err(classify(&format!("stop container {id}"), e)),
         }
+    }
+
+    async fn list_labelled(&self) -> Result<Vec<ObservedContainer>, EngineError> {
+        self.list_filtered(Vec::new()).await
+    }
+
+    async fn labelled(&self, id: &str) -> Result<Option<ObservedContainer>, EngineError> {
+        // The id filter matches prefixes: keep the exact one.
+        Ok(self
+            .list_filtered(vec![("id".to_owned(), vec![id.to_owned()])])
+            .await?
+            .into_iter()
+            .find(|c| c.id == id))
+    }
+
+    fn follow_logs(&self, id: &str, since_unix_secs: i64) -> LogLines {
+        let inner = self.docker.logs(
+            id,
+            Some(LogsOptions::<String> {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                since: since_unix_secs.max(0),
+                timestamps: true,
+                tail: "all".to_owned(),
+                ..Default::default()
+            }),
+        );
+        Box::pin(assemble(inner, format!("follow logs of {id}")))
+    }
+
+    fn container_events(&self) -> ContainerEvents {
+        let filters = HashMap::from([
+            ("type".to_owned(), vec!["container".to_owned()]),
+            (
+                "label".to_owned(),
+                vec![format!("{}=true", labels::MANAGED)],
+            ),
+            (
+                "event".to_owned(),
+                [
+                    ContainerAction::Start,
+                    ContainerAction::Die,
+                    ContainerAction::Destroy,
+                ]
+                .iter()
+                .map(|a| a.as_str().to_owned())
+                .collect(),
+            ),
+        ]);
+        let inner = self.docker.events(Some(EventsOptions::<String> {
+            filters,
+            ..Default::default()
+        }));
+        Box::pin(inner.filter_map(|item| async move {
+            match item {
+                Ok(msg) => container_event(msg).map(Ok),
+                Err(e) => Some(Err(classify("container events", e))),
+            }
+        }))
     }
 
     async fn remove_container(&self, id: &str) -> Result<(), EngineError> {

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
+use crate::logs::{ContainerEvents, LogLines};
 use crate::spec::{ContainerSpec, labels};
 
 /// How an engine call failed, judged from the structured API error (status code,
@@ -230,6 +231,44 @@ pub trait Engine: Send + Sync {
     async fn stop_container(&self, id: &str) -> Result<(), EngineError>;
     /// Removes a container and its anonymous volumes, stopping it first (missing: success).
     async fn remove_container(&self, id: &str) -> Result<(), EngineError>;
+
+    /// Every container labelled `decnet.managed=true`, of any project, running or not.
+    ///
+    /// The default (for engines that do not collect logs) refuses.
+    async fn list_labelled(&self) -> Result<Vec<ObservedContainer>, EngineError> {
+        Err(unsupported("list labelled containers"))
+    }
+
+    /// One container labelled `decnet.managed=true` by id; `None` when it does not exist
+    /// (or is not managed).
+    async fn labelled(&self, id: &str) -> Result<Option<ObservedContainer>, EngineError> {
+        Ok(self.list_labelled().await?.into_iter().find(|c| c.id == id))
+    }
+
+    /// Follows a container's stdout and stderr from `since_unix_secs` (Docker's `since`
+    /// has whole seconds): the stored lines first, then new ones as they are written. The
+    /// stream ends when the container stops (or the connection drops); lines are bounded
+    /// by [`crate::logs::MAX_LOG_LINE`].
+    fn follow_logs(&self, id: &str, since_unix_secs: i64) -> LogLines {
+        let _ = since_unix_secs;
+        let err = unsupported(&format!("follow logs of {id}"));
+        Box::pin(futures::stream::once(async move { Err(err) }))
+    }
+
+    /// The start, die and destroy events of `decnet.managed=true` containers, from now
+    /// on. The stream ends (or yields an error) when the connection drops.
+    fn container_events(&self) -> ContainerEvents {
+        let err = unsupported("container events");
+        Box::pin(futures::stream::once(async move { Err(err) }))
+    }
+}
+
+fn unsupported(op: &str) -> EngineError {
+    EngineError::new(
+        ErrorKind::Invalid,
+        op,
+        "this engine does not support log collection",
+    )
 }
 
 /// Retry policy for transient engine errors: exponential backoff on the async timer

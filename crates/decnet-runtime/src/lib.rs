@@ -11,6 +11,9 @@
 //! - [`deploy`] and [`teardown`]: converge the engine to a config (a per-container diff,
 //!   partial success reported per service), and remove exactly what DECNET created;
 //! - [`status`]: the aggregation rule and the runtime map;
+//! - [`logs`]: what the log collector reads (timestamped, bounded lines and container
+//!   events, through [`engine::Engine::follow_logs`] and
+//!   [`engine::Engine::container_events`]);
 //! - [`hostnet`]: read-only detection of this host's LAN.
 //!
 //! Pure modules ([`spec`], [`compose`], [`status::aggregate`]) do no IO, so dry runs need
@@ -26,6 +29,7 @@ pub mod fake;
 pub mod hairpin;
 pub mod hostnet;
 pub mod image;
+pub mod logs;
 pub mod network;
 pub mod spec;
 pub mod status;
