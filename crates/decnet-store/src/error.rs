@@ -40,6 +40,16 @@ pub enum Error {
         /// The broken rule.
         reason: String,
     },
+    /// One event of an ingest batch broke a limit or rule; nothing of the batch was
+    /// written. `source` is the [`Error::Invalid`] naming the field.
+    #[error("invalid event {index} of the ingest batch")]
+    InvalidEvent {
+        /// Position of the event in the batch.
+        index: usize,
+        /// What was wrong with it.
+        #[source]
+        source: Box<Error>,
+    },
     /// A stored value could not be decoded into its typed form.
     #[error("corrupt {what} in the database: {detail}")]
     Corrupt {

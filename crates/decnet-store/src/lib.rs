@@ -3,7 +3,8 @@
 //! Read in this order:
 //! - [`Repository`]: the supertrait of the per-domain traits, used as
 //!   `Arc<dyn Repository>`: [`FleetRepo`], [`SwarmHostRepo`], [`ShardRepo`],
-//!   [`HeartbeatRepo`], [`TokenRepo`], [`LogRepo`], [`AttackerRepo`], [`CredentialRepo`],
+//!   [`HeartbeatRepo`], [`TokenRepo`], [`LogRepo`], [`IngestRepo`], [`AttackerRepo`],
+//!   [`CredentialRepo`],
 //!   [`ArtifactRepo`], [`UserRepo`], [`StateRepo`];
 //! - the typed rows and inputs next to each trait ([`fleet`], [`swarm`], [`telemetry`],
 //!   [`users`]) and [`Timestamp`];
@@ -25,7 +26,9 @@
 //!   PostgreSQL), so [`FleetRepo::update_fleet_state`] returns the true previous state.
 //! - **Batches are transactions.** A batch write (logs, credentials, attacker
 //!   observations, shard snapshots, heartbeats) commits whole or not at all; log inserts are
-//!   idempotent on their dedup key.
+//!   idempotent on their dedup key. [`IngestRepo::ingest`] writes logs, attackers and
+//!   credentials in one transaction and derives the aggregates only from the log rows it
+//!   actually inserted, so a replayed batch changes nothing.
 //! - **Bounded.** Every text, batch and page is checked against a named limit in
 //!   [`limits`] before anything is written; pages are capped at
 //!   [`limits::MAX_PAGE_SIZE`].
@@ -65,9 +68,10 @@ pub use swarm::{
     TokenRepo, token_digest,
 };
 pub use telemetry::{
-    Artifact, ArtifactRepo, Attacker, AttackerObservation, AttackerQuery, AttackerRepo, Credential,
-    CredentialFilter, CredentialRepo, CredentialUpserted, InsertOutcome, JsonObject, LogFilter,
-    LogQuery, LogRepo, LogRow, NewArtifact, NewCredential, NewLog, Order,
+    Artifact, ArtifactRepo, Attacker, AttackerObservation, AttackerQuery, AttackerRepo,
+    AttackerTouched, Credential, CredentialFilter, CredentialRepo, CredentialUpserted, IngestEvent,
+    IngestOutcome, IngestRepo, InsertOutcome, JsonObject, LogFilter, LogOrigin, LogQuery, LogRepo,
+    LogRow, NewArtifact, NewCredential, NewLog, Order, UNKNOWN_ATTACKER,
 };
 pub use time::Timestamp;
 pub use users::{NewUser, Role, StateRepo, User, UserRepo};
@@ -82,6 +86,7 @@ pub trait Repository:
     + HeartbeatRepo
     + TokenRepo
     + LogRepo
+    + IngestRepo
     + AttackerRepo
     + CredentialRepo
     + ArtifactRepo
@@ -99,6 +104,7 @@ impl<T> Repository for T where
         + HeartbeatRepo
         + TokenRepo
         + LogRepo
+        + IngestRepo
         + AttackerRepo
         + CredentialRepo
         + ArtifactRepo

@@ -6,6 +6,9 @@ use crate::{Error, Result};
 pub const MAX_PAGE_SIZE: u32 = 1000;
 /// Most rows in one batched write (logs, credentials, attacker observations).
 pub const MAX_BATCH: usize = 1000;
+/// Most events in one [`crate::IngestRepo::ingest`] batch (the swarm listener commits
+/// up to 2048 frames at once).
+pub const MAX_INGEST_BATCH: usize = 4096;
 /// Most shards in one heartbeat snapshot.
 pub const MAX_SHARD_SNAPSHOT: usize = 4096;
 /// Longest raw log line (the swarm log frame cap).

@@ -20,9 +20,10 @@ use crate::swarm::{
     token_digest,
 };
 use crate::telemetry::{
-    Artifact, ArtifactRepo, Attacker, AttackerObservation, AttackerQuery, AttackerRepo, Credential,
-    CredentialFilter, CredentialRepo, CredentialUpserted, InsertOutcome, LogFilter, LogQuery,
-    LogRepo, LogRow, NewArtifact, NewCredential, NewLog, Order,
+    Artifact, ArtifactRepo, Attacker, AttackerObservation, AttackerQuery, AttackerRepo,
+    AttackerTouched, Credential, CredentialFilter, CredentialRepo, CredentialUpserted, IngestEvent,
+    IngestOutcome, IngestRepo, InsertOutcome, LogFilter, LogQuery, LogRepo, LogRow, NewArtifact,
+    NewCredential, NewLog, Order, encode_batch,
 };
 use crate::users::{self, NewUser, Role, StateRepo, User, UserRepo};
 use crate::{Error, Result, Timestamp};
@@ -540,6 +541,127 @@ fn log_matches(f: &LogFilter, row: &LogRow) -> bool {
         && f.text
             .as_ref()
             .is_none_or(|q| ascii_contains(&row.raw_line, q))
+        && f.origin.is_none_or(|o| row.origin == o)
+        && f.source_worker
+            .as_ref()
+            .is_none_or(|w| row.source_worker.as_ref() == Some(w))
+        && f.after_id.is_none_or(|a| row.id > a)
+}
+
+impl Tables {
+    /// Stores `log` unless its key is known; returns the new id.
+    fn insert_log(&mut self, log: &NewLog) -> Option<i64> {
+        if !self.log_keys.insert(log.dedup_key.clone()) {
+            return None;
+        }
+        self.next_log_id += 1;
+        let id = self.next_log_id;
+        self.logs.push(LogRow {
+            id,
+            dedup_key: log.dedup_key.clone(),
+            timestamp: log.timestamp,
+            decky: log.decky.clone(),
+            service: log.service.clone(),
+            event_type: log.event_type.clone(),
+            attacker_ip: log.attacker_ip.clone(),
+            severity: log.severity,
+            fields: log.fields.clone(),
+            msg: log.msg.clone(),
+            raw_line: log.raw_line.clone(),
+            source_worker: log.source_worker.clone(),
+            trace_id: log.trace_id.clone(),
+            span_id: log.span_id.clone(),
+            origin: log.origin,
+        });
+        Some(id)
+    }
+
+    /// Folds one observation into its attacker row; true when the row was created.
+    fn fold_attacker(&mut self, o: &AttackerObservation, now: Timestamp) -> bool {
+        let mut created = false;
+        let a = self.attackers.entry(o.ip.clone()).or_insert_with(|| {
+            created = true;
+            Attacker {
+                uuid: uuid::Uuid::new_v4().to_string(),
+                ip: o.ip.clone(),
+                first_seen: o.seen_at,
+                last_seen: o.seen_at,
+                event_count: 0,
+                services: Vec::new(),
+                deckies: Vec::new(),
+                updated_at: now,
+            }
+        });
+        a.first_seen = a.first_seen.min(o.seen_at);
+        a.last_seen = a.last_seen.max(o.seen_at);
+        a.event_count = a.event_count.saturating_add(o.events);
+        a.updated_at = now;
+        if let Some(s) = &o.service {
+            insert_sorted(&mut a.services, s);
+        }
+        if let Some(d) = &o.decky {
+            insert_sorted(&mut a.deckies, d);
+        }
+        created
+    }
+
+    /// Upserts one credential attempt.
+    fn upsert_credential(&mut self, c: &NewCredential) -> CredentialUpserted {
+        let sha = c.secret_sha256.to_ascii_lowercase();
+        let key = (
+            c.attacker_ip.clone(),
+            c.decky.clone(),
+            c.service.clone(),
+            c.secret_kind.clone(),
+            sha.clone(),
+            c.principal_key().to_owned(),
+        );
+        if let Some(&i) = self.credential_index.get(&key) {
+            let row = &mut self.credentials[i];
+            row.attempt_count += 1;
+            row.first_seen = row.first_seen.min(c.seen_at);
+            row.last_seen = row.last_seen.max(c.seen_at);
+            if c.outcome.is_some() {
+                row.outcome.clone_from(&c.outcome);
+            }
+            if c.secret_b64.is_some() {
+                row.secret_b64.clone_from(&c.secret_b64);
+            }
+            if c.secret_printable.is_some() {
+                row.secret_printable.clone_from(&c.secret_printable);
+            }
+            row.fields.clone_from(&c.fields);
+            return CredentialUpserted {
+                id: row.id,
+                attempt_count: row.attempt_count,
+                created: false,
+            };
+        }
+        let id = self.credentials.len() as i64 + 1;
+        self.credentials.push(Credential {
+            id,
+            attacker_ip: c.attacker_ip.clone(),
+            decky: c.decky.clone(),
+            service: c.service.clone(),
+            principal: c.principal.clone(),
+            secret_kind: c.secret_kind.clone(),
+            secret_sha256: sha,
+            secret_b64: c.secret_b64.clone(),
+            secret_printable: c.secret_printable.clone(),
+            outcome: c.outcome.clone(),
+            fields: c.fields.clone(),
+            first_seen: c.seen_at,
+            last_seen: c.seen_at,
+            attempt_count: 1,
+        });
+        let index = self.credentials.len() - 1;
+        self.credential_index.insert(key, index);
+        CredentialUpserted {
+            id,
+            attempt_count: 1,
+            created: true,
+        }
+    }
 }
 
 #[async_trait]
@@ -552,29 +674,11 @@ impl LogRepo for MemoryStore {
         let mut t = self.lock();
         let mut out = InsertOutcome::default();
         for log in batch {
-            if !t.log_keys.insert(log.dedup_key.clone()) {
+            if t.insert_log(log).is_some() {
+                out.inserted += 1;
+            } else {
                 out.duplicates += 1;
-                continue;
             }
-            t.next_log_id += 1;
-            let id = t.next_log_id;
-            t.logs.push(LogRow {
-                id,
-                dedup_key: log.dedup_key.clone(),
-                timestamp: log.timestamp,
-                decky: log.decky.clone(),
-                service: log.service.clone(),
-                event_type: log.event_type.clone(),
-                attacker_ip: log.attacker_ip.clone(),
-                severity: log.severity,
-                fields: log.fields.clone(),
-                msg: log.msg.clone(),
-                raw_line: log.raw_line.clone(),
-                source_worker: log.source_worker.clone(),
-                trace_id: log.trace_id.clone(),
-                span_id: log.span_id.clone(),
-            });
-            out.inserted += 1;
         }
         Ok(out)
     }
@@ -623,6 +727,58 @@ impl LogRepo for MemoryStore {
     }
 }
 
+#[async_trait]
+impl IngestRepo for MemoryStore {
+    async fn ingest(&self, batch: &[IngestEvent]) -> Result<IngestOutcome> {
+        encode_batch(batch)?;
+        let now = Timestamp::now();
+        let mut t = self.lock();
+        let mut out = IngestOutcome::default();
+        // Per address: (created, events added).
+        let mut touched: BTreeMap<String, (bool, u64)> = BTreeMap::new();
+        for (index, event) in batch.iter().enumerate() {
+            let log = &event.log;
+            if t.insert_log(log).is_none() {
+                out.duplicates += 1;
+                continue;
+            }
+            out.inserted.push(index);
+            if event.has_attacker() {
+                let created = t.fold_attacker(
+                    &AttackerObservation {
+                        ip: log.attacker_ip.clone(),
+                        seen_at: log.timestamp,
+                        decky: Some(log.decky.clone()),
+                        service: Some(log.service.clone()),
+                        events: 1,
+                    },
+                    now,
+                );
+                let entry = touched.entry(log.attacker_ip.clone()).or_default();
+                entry.0 |= created;
+                entry.1 += 1;
+            }
+            if let Some(c) = &event.credential {
+                out.credentials.push((index, t.upsert_credential(c)));
+            }
+        }
+        out.attackers = touched
+            .into_iter()
+            .filter_map(|(ip, (created, added))| {
+                let a = t.attackers.get(&ip)?;
+                Some(AttackerTouched {
+                    uuid: a.uuid.clone(),
+                    event_count: a.event_count,
+                    ip,
+                    created,
+                    added,
+                })
+            })
+            .collect();
+        Ok(out)
+    }
+}
+
 fn attacker_matches(q: &AttackerQuery, a: &Attacker) -> bool {
     q.ip_contains
         .as_ref()
@@ -647,26 +803,7 @@ impl AttackerRepo for MemoryStore {
         let now = Timestamp::now();
         let mut t = self.lock();
         for o in observations {
-            let a = t.attackers.entry(o.ip.clone()).or_insert_with(|| Attacker {
-                uuid: uuid::Uuid::new_v4().to_string(),
-                ip: o.ip.clone(),
-                first_seen: o.seen_at,
-                last_seen: o.seen_at,
-                event_count: 0,
-                services: Vec::new(),
-                deckies: Vec::new(),
-                updated_at: now,
-            });
-            a.first_seen = a.first_seen.min(o.seen_at);
-            a.last_seen = a.last_seen.max(o.seen_at);
-            a.event_count = a.event_count.saturating_add(o.events);
-            a.updated_at = now;
-            if let Some(s) = &o.service {
-                insert_sorted(&mut a.services, s);
-            }
-            if let Some(d) = &o.decky {
-                insert_sorted(&mut a.deckies, d);
-            }
+            t.fold_attacker(o, now);
         }
         Ok(())
     }
@@ -734,65 +871,7 @@ impl CredentialRepo for MemoryStore {
             c.encode()?;
         }
         let mut t = self.lock();
-        let mut out = Vec::with_capacity(batch.len());
-        for c in batch {
-            let sha = c.secret_sha256.to_ascii_lowercase();
-            let key = (
-                c.attacker_ip.clone(),
-                c.decky.clone(),
-                c.service.clone(),
-                c.secret_kind.clone(),
-                sha.clone(),
-                c.principal_key().to_owned(),
-            );
-            if let Some(&i) = t.credential_index.get(&key) {
-                let row = &mut t.credentials[i];
-                row.attempt_count += 1;
-                row.first_seen = row.first_seen.min(c.seen_at);
-                row.last_seen = row.last_seen.max(c.seen_at);
-                if c.outcome.is_some() {
-                    row.outcome.clone_from(&c.outcome);
-                }
-                if c.secret_b64.is_some() {
-                    row.secret_b64.clone_from(&c.secret_b64);
-                }
-                if c.secret_printable.is_some() {
-                    row.secret_printable.clone_from(&c.secret_printable);
-                }
-                row.fields.clone_from(&c.fields);
-                out.push(CredentialUpserted {
-                    id: row.id,
-                    attempt_count: row.attempt_count,
-                    created: false,
-                });
-            } else {
-                let id = t.credentials.len() as i64 + 1;
-                t.credentials.push(Credential {
-                    id,
-                    attacker_ip: c.attacker_ip.clone(),
-                    decky: c.decky.clone(),
-                    service: c.service.clone(),
-                    principal: c.principal.clone(),
-                    secret_kind: c.secret_kind.clone(),
-                    secret_sha256: sha,
-                    secret_b64: c.secret_b64.clone(),
-                    secret_printable: c.secret_printable.clone(),
-                    outcome: c.outcome.clone(),
-                    fields: c.fields.clone(),
-                    first_seen: c.seen_at,
-                    last_seen: c.seen_at,
-                    attempt_count: 1,
-                });
-                let index = t.credentials.len() - 1;
-                t.credential_index.insert(key, index);
-                out.push(CredentialUpserted {
-                    id,
-                    attempt_count: 1,
-                    created: true,
-                });
-            }
-        }
-        Ok(out)
+        Ok(batch.iter().map(|c| t.upsert_credential(c)).collect())
     }
 
     async fn list_credentials(

@@ -5,11 +5,26 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::enums::text_enum;
 use crate::limits::{self, MAX_FIELDS_BYTES, MAX_FILTER_TEXT_LEN, MAX_LABEL_LEN, MAX_TEXT_LEN};
 use crate::{Error, Result, Timestamp};
 
 /// A JSON object column.
 pub type JsonObject = Map<String, Value>;
+
+text_enum! {
+    /// Who vouches for a log row's decky and service.
+    #[derive(Default)]
+    pub enum LogOrigin {
+        /// This host's collector, from the container's labels (the default).
+        #[default]
+        Local = "local",
+        /// A swarm worker's collector, received over mTLS (see `source_worker`).
+        Forwarded = "forwarded",
+        /// `decnet logs import`: taken from the line itself, nothing vouches for it.
+        Imported = "imported",
+    }
+}
 
 /// A log record to insert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +55,9 @@ pub struct NewLog {
     pub trace_id: Option<String>,
     /// Span id.
     pub span_id: Option<String>,
+    /// Who vouches for `decky` and `service`.
+    #[serde(default)]
+    pub origin: LogOrigin,
 }
 
 impl NewLog {
@@ -111,6 +129,9 @@ pub struct LogRow {
     pub trace_id: Option<String>,
     /// Span id.
     pub span_id: Option<String>,
+    /// Who vouches for `decky` and `service`.
+    #[serde(default)]
+    pub origin: LogOrigin,
 }
 
 /// Log filters; every given field must match.
@@ -130,6 +151,15 @@ pub struct LogFilter {
     pub until: Option<Timestamp>,
     /// Substring of the raw line, ASCII case-insensitive (`%` and `_` are literal).
     pub text: Option<String>,
+    /// Exact origin.
+    #[serde(default)]
+    pub origin: Option<LogOrigin>,
+    /// Exact forwarding worker.
+    #[serde(default)]
+    pub source_worker: Option<String>,
+    /// `id > after_id` (tailing with `decnet logs --follow`), whatever the order.
+    #[serde(default)]
+    pub after_id: Option<i64>,
 }
 
 impl LogFilter {
@@ -140,6 +170,7 @@ impl LogFilter {
             ("event type filter", &self.event_type),
             ("attacker ip filter", &self.attacker_ip),
             ("text filter", &self.text),
+            ("source worker filter", &self.source_worker),
         ] {
             limits::opt_text(what, v.as_deref(), MAX_FILTER_TEXT_LEN)?;
         }
@@ -211,6 +242,127 @@ pub trait LogRepo: Send + Sync {
     /// # Errors
     /// [`Error::Database`].
     async fn max_log_id(&self) -> Result<Option<i64>>;
+}
+
+/// One parsed event to ingest: its log row and, when it carried a secret, the
+/// credential attempt it records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestEvent {
+    /// The log row (its `dedup_key` decides whether the event is new).
+    pub log: NewLog,
+    /// The credential attempt, counted only when the log row is new.
+    pub credential: Option<NewCredential>,
+}
+
+/// An event's encoded JSON columns, produced by [`IngestEvent::encode`].
+pub(crate) struct EncodedEvent {
+    /// The log's `fields`.
+    pub(crate) log_fields: String,
+    /// The credential's `fields`, if any.
+    pub(crate) credential_fields: Option<String>,
+}
+
+impl IngestEvent {
+    /// True when the log's `attacker_ip` names an address to aggregate (not empty,
+    /// not `Unknown`).
+    pub fn has_attacker(&self) -> bool {
+        attacker_ip_counts(&self.log.attacker_ip)
+    }
+
+    /// Checks every limit [`IngestRepo::ingest`] checks, so a caller can drop a bad event
+    /// before it sinks a batch.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the field.
+    pub fn check(&self) -> Result<()> {
+        self.encode().map(|_| ())
+    }
+
+    pub(crate) fn encode(&self) -> Result<EncodedEvent> {
+        let log_fields = self.log.encode()?;
+        let credential_fields = self
+            .credential
+            .as_ref()
+            .map(NewCredential::encode)
+            .transpose()?;
+        Ok(EncodedEvent {
+            log_fields,
+            credential_fields,
+        })
+    }
+}
+
+/// True when `ip` names an address to aggregate into `attackers`.
+pub(crate) fn attacker_ip_counts(ip: &str) -> bool {
+    !ip.is_empty() && ip != UNKNOWN_ATTACKER
+}
+
+/// The `attacker_ip` of events without a known source address; never aggregated.
+pub const UNKNOWN_ATTACKER: &str = "Unknown";
+
+/// Encodes a whole ingest batch: the batch size, then every event, failing with
+/// [`Error::InvalidEvent`] at the first bad one.
+pub(crate) fn encode_batch(batch: &[IngestEvent]) -> Result<Vec<EncodedEvent>> {
+    limits::batch("ingest batch", batch.len(), limits::MAX_INGEST_BATCH)?;
+    batch
+        .iter()
+        .enumerate()
+        .map(|(index, e)| {
+            e.encode().map_err(|source| Error::InvalidEvent {
+                index,
+                source: Box::new(source),
+            })
+        })
+        .collect()
+}
+
+/// One attacker row an ingest batch folded events into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttackerTouched {
+    /// Address (the row key).
+    pub ip: String,
+    /// The row's stable id.
+    pub uuid: String,
+    /// True when this batch created the row.
+    pub created: bool,
+    /// New events of this batch counted into the row.
+    pub added: u64,
+    /// The row's event count after the batch.
+    pub event_count: u64,
+}
+
+/// What an ingest batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestOutcome {
+    /// Batch indexes of the events whose log rows were inserted, ascending.
+    pub inserted: Vec<usize>,
+    /// Events skipped because their dedup key was already stored or appeared earlier in
+    /// the batch.
+    pub duplicates: u64,
+    /// Attacker rows touched, one per distinct address, sorted by address.
+    pub attackers: Vec<AttackerTouched>,
+    /// Credential upserts of the inserted events: (batch index, result), ascending. The
+    /// results are those of upserting the attempts one by one in batch order.
+    pub credentials: Vec<(usize, CredentialUpserted)>,
+}
+
+/// Ingestion of parsed events: logs, attackers and credentials in one transaction.
+///
+/// Guarantees: the batch commits whole or not at all; a log row is inserted only when
+/// its `dedup_key` is new (the first of repeated keys in a batch wins); attacker
+/// aggregates (first/last seen, event count, deckies, services) and credential
+/// attempts are derived **only** from the inserted rows, so re-ingesting a batch, or
+/// part of one, changes nothing. Events whose `attacker_ip` is empty or
+/// [`UNKNOWN_ATTACKER`] touch no attacker row.
+#[async_trait]
+pub trait IngestRepo: Send + Sync {
+    /// Ingests at most [`limits::MAX_INGEST_BATCH`] events in one transaction.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an oversized batch and [`Error::InvalidEvent`] (with the
+    /// index and the field) for a bad event, both before anything is written;
+    /// [`Error::Database`] (nothing written).
+    async fn ingest(&self, batch: &[IngestEvent]) -> Result<IngestOutcome>;
 }
 
 /// Activity of one address, folded into its attacker row.

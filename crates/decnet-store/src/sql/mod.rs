@@ -10,10 +10,11 @@ use serde_json::Value;
 
 use crate::fleet::{FleetDecky, FleetState, FleetSummary};
 use crate::swarm::{DeckyShard, Fingerprint, HostStatus, RevokedFingerprint, SwarmHost};
-use crate::telemetry::{Artifact, Credential, JsonObject, LogRow};
+use crate::telemetry::{Artifact, Credential, JsonObject, LogOrigin, LogRow};
 use crate::users::{Role, User};
 use crate::{Error, Result, Timestamp};
 
+mod ingest;
 #[macro_use]
 mod repo;
 mod postgres;
@@ -275,7 +276,7 @@ impl TryFrom<ShardRaw> for DeckyShard {
 }
 
 pub(crate) const LOG_COLS: &str = "id, dedup_key, timestamp, decky, service, event_type, \
-     attacker_ip, severity, fields, msg, raw_line, source_worker, trace_id, span_id";
+     attacker_ip, severity, fields, msg, raw_line, source_worker, trace_id, span_id, origin";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct LogRaw {
@@ -293,6 +294,7 @@ pub(crate) struct LogRaw {
     source_worker: Option<String>,
     trace_id: Option<String>,
     span_id: Option<String>,
+    origin: String,
 }
 
 impl TryFrom<LogRaw> for LogRow {
@@ -316,6 +318,8 @@ impl TryFrom<LogRaw> for LogRow {
             source_worker: r.source_worker,
             trace_id: r.trace_id,
             span_id: r.span_id,
+            origin: LogOrigin::parse(&r.origin)
+                .ok_or_else(|| Error::corrupt("log origin", format!("{:?}", r.origin)))?,
         })
     }
 }

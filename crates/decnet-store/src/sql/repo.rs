@@ -31,7 +31,14 @@ macro_rules! sql_repository {
             Artifact, ArtifactRepo, Attacker, AttackerObservation, AttackerQuery, AttackerRepo,
             Credential, CredentialFilter, CredentialRepo, CredentialUpserted, InsertOutcome,
             LogFilter, LogQuery, LogRepo, LogRow, NewArtifact, NewCredential, NewLog, Order,
+            IngestEvent, IngestOutcome, IngestRepo, encode_batch,
         };
+        use crate::sql::ingest::{
+            AttackerPlan, ChunkedSql, CredentialKey, chunk_sizes, credential_results,
+            first_occurrences, fold_credentials, inserted_indexes,
+        };
+        use std::collections::{HashMap, HashSet};
+        use std::sync::OnceLock;
         use crate::users::{self, NewUser, Role, StateRepo, User, UserRepo};
         use crate::{Error, Result, Timestamp};
 
@@ -58,6 +65,15 @@ macro_rules! sql_repository {
                 }
                 if let Some(u) = f.until {
                     qb.push(" AND timestamp < ").push_bind(u.as_unix_micros());
+                }
+                if let Some(o) = f.origin {
+                    qb.push(" AND origin = ").push_bind(o.as_str());
+                }
+                if let Some(w) = &f.source_worker {
+                    qb.push(" AND source_worker = ").push_bind(w.clone());
+                }
+                if let Some(a) = f.after_id {
+                    qb.push(" AND id > ").push_bind(a);
                 }
                 if let Some(t) = &f.text {
                     qb.push(" AND raw_line ")
@@ -953,7 +969,7 @@ macro_rules! sql_repository {
                     let mut qb = QueryBuilder::<$db>::new(
                         "INSERT INTO logs (dedup_key, timestamp, decky, service, event_type, \
                          attacker_ip, severity, fields, msg, raw_line, source_worker, trace_id, \
-                         span_id) ",
+                         span_id, origin) ",
                     );
                     qb.push_values(rows.iter().zip(fields), |mut b, (log, fields)| {
                         b.push_bind(log.dedup_key.clone())
@@ -968,7 +984,8 @@ macro_rules! sql_repository {
                             .push_bind(log.raw_line.clone())
                             .push_bind(log.source_worker.clone())
                             .push_bind(log.trace_id.clone())
-                            .push_bind(log.span_id.clone());
+                            .push_bind(log.span_id.clone())
+                            .push_bind(log.origin.as_str());
                     });
                     qb.push(" ON CONFLICT (dedup_key) DO NOTHING");
                     let r = qb.build().execute(&mut *tx).await.map_err(db(op))?;
@@ -1027,6 +1044,202 @@ macro_rules! sql_repository {
                     .fetch_one(&self.pool)
                     .await
                     .map_err(db("reading the last log id"))
+            }
+        }
+
+        /// Statement texts of `ingest`, built once per backend.
+        struct IngestSql {
+            logs: ChunkedSql,
+            attackers: ChunkedSql,
+            deckies: ChunkedSql,
+            services: ChunkedSql,
+            credentials: ChunkedSql,
+        }
+
+        fn ingest_sql() -> &'static IngestSql {
+            static SQL: OnceLock<IngestSql> = OnceLock::new();
+            SQL.get_or_init(|| IngestSql {
+                logs: ChunkedSql::new(
+                    "INSERT INTO logs (dedup_key, timestamp, decky, service, event_type, \
+                     attacker_ip, severity, fields, msg, raw_line, source_worker, trace_id, \
+                     span_id, origin)",
+                    14,
+                    "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key",
+                ),
+                attackers: ChunkedSql::new(
+                    "INSERT INTO attackers (uuid, ip, first_seen, last_seen, event_count, \
+                     updated_at)",
+                    6,
+                    &format!(
+                        "ON CONFLICT (ip) DO UPDATE SET \
+                         first_seen = {least}(attackers.first_seen, excluded.first_seen), \
+                         last_seen = {greatest}(attackers.last_seen, excluded.last_seen), \
+                         event_count = attackers.event_count + excluded.event_count, \
+                         updated_at = excluded.updated_at \
+                         RETURNING ip, uuid, event_count",
+                        least = $store::LEAST,
+                        greatest = $store::GREATEST,
+                    ),
+                ),
+                deckies: ChunkedSql::new(
+                    "INSERT INTO attacker_deckies (ip, decky)",
+                    2,
+                    "ON CONFLICT DO NOTHING",
+                ),
+                services: ChunkedSql::new(
+                    "INSERT INTO attacker_services (ip, service)",
+                    2,
+                    "ON CONFLICT DO NOTHING",
+                ),
+                credentials: ChunkedSql::new(
+                    "INSERT INTO credentials (attacker_ip, decky_name, service, principal, \
+                     principal_key, secret_kind, secret_sha256, secret_b64, secret_printable, \
+                     outcome, fields, first_seen, last_seen, attempt_count)",
+                    14,
+                    &format!(
+                        "ON CONFLICT (attacker_ip, decky_name, service, secret_kind, \
+                         secret_sha256, principal_key) DO UPDATE SET \
+                         attempt_count = credentials.attempt_count + excluded.attempt_count, \
+                         first_seen = {least}(credentials.first_seen, excluded.first_seen), \
+                         last_seen = {greatest}(credentials.last_seen, excluded.last_seen), \
+                         outcome = COALESCE(excluded.outcome, credentials.outcome), \
+                         secret_b64 = COALESCE(excluded.secret_b64, credentials.secret_b64), \
+                         secret_printable = COALESCE(excluded.secret_printable, \
+                         credentials.secret_printable), \
+                         fields = excluded.fields \
+                         RETURNING attacker_ip, decky_name, service, secret_kind, \
+                         secret_sha256, principal_key, id, attempt_count",
+                        least = $store::LEAST,
+                        greatest = $store::GREATEST,
+                    ),
+                ),
+            })
+        }
+
+        #[async_trait]
+        impl IngestRepo for $store {
+            async fn ingest(&self, batch: &[IngestEvent]) -> Result<IngestOutcome> {
+                let encoded = encode_batch(batch)?;
+                if batch.is_empty() {
+                    return Ok(IngestOutcome::default());
+                }
+                let op = "ingesting events";
+                let sql = ingest_sql();
+                let now = Timestamp::now().as_unix_micros();
+                let (candidates, repeated) = first_occurrences(batch);
+                let mut tx = self.begin_write().await.map_err(db(op))?;
+
+                let mut inserted_keys: HashSet<String> = HashSet::with_capacity(candidates.len());
+                let mut rest = candidates.as_slice();
+                for size in chunk_sizes(candidates.len()) {
+                    let (chunk, tail) = rest.split_at(size);
+                    rest = tail;
+                    let mut q = sqlx::query_scalar::<_, String>(sql.logs.get(size));
+                    for &i in chunk {
+                        let log = &batch[i].log;
+                        q = q
+                            .bind(log.dedup_key.as_str())
+                            .bind(log.timestamp.as_unix_micros())
+                            .bind(log.decky.as_str())
+                            .bind(log.service.as_str())
+                            .bind(log.event_type.as_str())
+                            .bind(log.attacker_ip.as_str())
+                            .bind(log.severity.map(i64::from))
+                            .bind(encoded[i].log_fields.as_str())
+                            .bind(log.msg.as_deref())
+                            .bind(log.raw_line.as_str())
+                            .bind(log.source_worker.as_deref())
+                            .bind(log.trace_id.as_deref())
+                            .bind(log.span_id.as_deref())
+                            .bind(log.origin.as_str());
+                    }
+                    inserted_keys.extend(q.fetch_all(&mut *tx).await.map_err(db(op))?);
+                }
+                let inserted = inserted_indexes(batch, &candidates, &inserted_keys);
+                let duplicates = repeated + (candidates.len() - inserted.len()) as u64;
+
+                let plan = AttackerPlan::new(batch, &inserted);
+                let mut returned: HashMap<String, (String, i64)> =
+                    HashMap::with_capacity(plan.rows.len());
+                let mut rest = plan.rows.as_slice();
+                for size in chunk_sizes(plan.rows.len()) {
+                    let (chunk, tail) = rest.split_at(size);
+                    rest = tail;
+                    let mut q = sqlx::query_as::<_, (String, String, i64)>(sql.attackers.get(size));
+                    for f in chunk {
+                        q = q
+                            .bind(f.fresh_uuid.as_str())
+                            .bind(f.ip)
+                            .bind(f.first_seen)
+                            .bind(f.last_seen)
+                            .bind(to_i64(f.added))
+                            .bind(now);
+                    }
+                    for (ip, uuid, count) in q.fetch_all(&mut *tx).await.map_err(db(op))? {
+                        returned.insert(ip, (uuid, count));
+                    }
+                }
+                let attackers = plan.touched(&returned).ok_or_else(|| {
+                    Error::corrupt("attacker upsert", "an upserted address was not returned")
+                })?;
+                for (pairs, texts) in [(&plan.deckies, &sql.deckies), (&plan.services, &sql.services)] {
+                    let mut rest = pairs.as_slice();
+                    for size in chunk_sizes(pairs.len()) {
+                        let (chunk, tail) = rest.split_at(size);
+                        rest = tail;
+                        let mut q = sqlx::query(texts.get(size));
+                        for &(ip, v) in chunk {
+                            q = q.bind(ip).bind(v);
+                        }
+                        q.execute(&mut *tx).await.map_err(db(op))?;
+                    }
+                }
+
+                let folds = fold_credentials(batch, &encoded, &inserted);
+                let mut returned: HashMap<CredentialKey, (i64, i64)> =
+                    HashMap::with_capacity(folds.len());
+                let mut rest = folds.as_slice();
+                for size in chunk_sizes(folds.len()) {
+                    let (chunk, tail) = rest.split_at(size);
+                    rest = tail;
+                    let mut q = sqlx::query_as::<
+                        _,
+                        (String, String, String, String, String, String, i64, i64),
+                    >(sql.credentials.get(size));
+                    for f in chunk {
+                        let c = f.first;
+                        q = q
+                            .bind(f.key.0.as_str())
+                            .bind(f.key.1.as_str())
+                            .bind(f.key.2.as_str())
+                            .bind(c.principal.as_deref())
+                            .bind(f.key.5.as_str())
+                            .bind(f.key.3.as_str())
+                            .bind(f.key.4.as_str())
+                            .bind(f.secret_b64)
+                            .bind(f.secret_printable)
+                            .bind(f.outcome)
+                            .bind(f.fields)
+                            .bind(f.first_seen)
+                            .bind(f.last_seen)
+                            .bind(to_i64(f.indexes.len() as u64));
+                    }
+                    for (ip, decky, service, kind, sha, principal, id, count) in
+                        q.fetch_all(&mut *tx).await.map_err(db(op))?
+                    {
+                        returned.insert((ip, decky, service, kind, sha, principal), (id, count));
+                    }
+                }
+                let credentials = credential_results(&folds, &returned).ok_or_else(|| {
+                    Error::corrupt("credential upsert", "an upserted credential was not returned")
+                })?;
+                tx.commit().await.map_err(db(op))?;
+                Ok(IngestOutcome {
+                    inserted,
+                    duplicates,
+                    attackers,
+                    credentials,
+                })
             }
         }
 

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use anyhow::{Context, ensure};
 use decnet_core::{DeckyConfig, DeckyName, HostUuid};
 use decnet_store::limits::{
-    MAX_BATCH, MAX_ERROR_LEN, MAX_PAGE_SIZE, MAX_SERVICES, MAX_SHARD_SNAPSHOT,
+    MAX_BATCH, MAX_ERROR_LEN, MAX_FILTER_TEXT_LEN, MAX_PAGE_SIZE, MAX_SERVICES, MAX_SHARD_SNAPSHOT,
 };
 use decnet_store::{
-    AttackerObservation, AttackerQuery, CredentialFilter, Error, ErrorUpdate, Fingerprint,
-    FleetState, FleetSummary, FleetUpsert, HeartbeatOutcome, HeartbeatWrite, HostScope, HostStatus,
-    LogFilter, LogQuery, NewArtifact, NewCredential, NewLog, NewSwarmHost, NewUser, ObservedShard,
-    Order, Repository, RevokedFingerprint, Role, ShardFilter, ShardUpsert, SwarmHostPatch,
-    Timestamp, TokenConsumption,
+    Attacker, AttackerObservation, AttackerQuery, Credential, CredentialFilter, CredentialUpserted,
+    Error, ErrorUpdate, Fingerprint, FleetState, FleetSummary, FleetUpsert, HeartbeatOutcome,
+    HeartbeatWrite, HostScope, HostStatus, IngestEvent, IngestOutcome, LogFilter, LogOrigin,
+    LogQuery, NewArtifact, NewCredential, NewLog, NewSwarmHost, NewUser, ObservedShard, Order,
+    Repository, RevokedFingerprint, Role, ShardFilter, ShardUpsert, SwarmHostPatch, Timestamp,
+    TokenConsumption,
 };
 use serde_json::json;
 
@@ -105,6 +106,7 @@ fn log(key: &str, micros: i64, decky: &str, service: &str, ip: &str, line: &str)
         source_worker: None,
         trace_id: None,
         span_id: None,
+        origin: LogOrigin::Local,
     }
 }
 
@@ -1829,5 +1831,572 @@ pub async fn oversize_input_is_refused(repo: Repo) -> Res {
     ));
     let nul = vec![log("k", 1, "d\0", "s", "ip", "x")];
     assert!(is_invalid(&repo.insert_logs(&nul).await));
+    Ok(())
+}
+
+// ---------------------------------------------------------------- ingest
+
+const SHA_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const SHA_B: &str = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+
+/// An event at `secs` seconds; `sha` adds a credential attempt (principal `root`).
+fn ev(
+    key: &str,
+    secs: i64,
+    decky: &str,
+    service: &str,
+    ip: &str,
+    sha: Option<&str>,
+) -> IngestEvent {
+    let mut log = log(
+        key,
+        secs * 1_000_000,
+        decky,
+        service,
+        ip,
+        &format!("line {key}"),
+    );
+    log.origin = LogOrigin::Forwarded;
+    log.source_worker = Some("worker-1".into());
+    let credential = sha.map(|sha| {
+        let mut c = cred(ip, Some("root"), sha, secs);
+        c.decky = decky.into();
+        c.service = service.into();
+        c
+    });
+    IngestEvent { log, credential }
+}
+
+/// Everything ingest may change: log keys in id order, attackers, credentials.
+async fn snapshot(repo: &Repo) -> anyhow::Result<(Vec<String>, Vec<Attacker>, Vec<Credential>)> {
+    let logs = repo
+        .query_logs(&LogQuery {
+            order: Order::OldestFirst,
+            limit: MAX_PAGE_SIZE,
+            ..Default::default()
+        })
+        .await?
+        .into_iter()
+        .map(|r| r.dedup_key)
+        .collect();
+    let attackers = repo
+        .list_attackers(&AttackerQuery {
+            limit: MAX_PAGE_SIZE,
+            ..Default::default()
+        })
+        .await?;
+    let credentials = repo
+        .list_credentials(&CredentialFilter::default(), MAX_PAGE_SIZE, 0)
+        .await?;
+    Ok((logs, attackers, credentials))
+}
+
+fn touched(out: &IngestOutcome) -> Vec<(&str, bool, u64, u64)> {
+    out.attackers
+        .iter()
+        .map(|a| (a.ip.as_str(), a.created, a.added, a.event_count))
+        .collect()
+}
+
+fn attempts(out: &IngestOutcome) -> Vec<(usize, u64, bool)> {
+    out.credentials
+        .iter()
+        .map(|(i, c)| (*i, c.attempt_count, c.created))
+        .collect()
+}
+
+pub async fn ingest_replay_changes_nothing(repo: Repo) -> Res {
+    assert_eq!(repo.ingest(&[]).await?, IngestOutcome::default());
+    let batch = vec![
+        ev("e0", 10, "web-01", "ssh", "1.1.1.1", Some(SHA_A)),
+        ev("e1", 12, "web-01", "http", "1.1.1.1", None),
+        ev("e2", 11, "db-01", "ssh", "2.2.2.2", Some(SHA_B)),
+        ev("e3", 13, "db-01", "ssh", "Unknown", None),
+        ev("e4", 14, "db-01", "ssh", "", None),
+    ];
+    let out = repo.ingest(&batch).await?;
+    assert_eq!(out.inserted, [0, 1, 2, 3, 4]);
+    assert_eq!(out.duplicates, 0);
+    assert_eq!(
+        touched(&out),
+        [("1.1.1.1", true, 2, 2), ("2.2.2.2", true, 1, 1)],
+        "Unknown and empty addresses make no attacker row"
+    );
+    assert_eq!(attempts(&out), [(0, 1, true), (2, 1, true)]);
+    assert_ne!(out.credentials[0].1.id, out.credentials[1].1.id);
+    let a = repo
+        .get_attacker_by_ip("1.1.1.1")
+        .await?
+        .context("attacker")?;
+    assert_eq!(a.uuid, out.attackers[0].uuid);
+    assert_eq!(
+        (a.first_seen, a.last_seen, a.event_count),
+        (
+            Timestamp::from_unix_seconds(10),
+            Timestamp::from_unix_seconds(12),
+            2
+        )
+    );
+    assert_eq!(a.deckies, ["web-01"]);
+    assert_eq!(a.services, ["http", "ssh"]);
+    assert!(repo.get_attacker_by_ip("Unknown").await?.is_none());
+    assert_eq!(repo.count_attackers(&AttackerQuery::default()).await?, 2);
+    let creds = repo
+        .list_credentials(&CredentialFilter::default(), 10, 0)
+        .await?;
+    assert_eq!(creds.len(), 2);
+    let b = creds
+        .iter()
+        .find(|c| c.attacker_ip == "2.2.2.2")
+        .context("cred b")?;
+    assert_eq!(
+        b.secret_sha256,
+        SHA_B.to_ascii_lowercase(),
+        "digest stored lowercase"
+    );
+    assert_eq!((b.decky.as_str(), b.attempt_count), ("db-01", 1));
+
+    let before = snapshot(&repo).await?;
+    let again = repo.ingest(&batch).await?;
+    assert_eq!(
+        again,
+        IngestOutcome {
+            duplicates: 5,
+            ..Default::default()
+        },
+        "a replay inserts, touches and upserts nothing"
+    );
+    assert_eq!(snapshot(&repo).await?, before, "a replay changes no row");
+    Ok(())
+}
+
+pub async fn ingest_duplicates_within_batch(repo: Repo) -> Res {
+    let mut first = ev("k", 20, "web-01", "ssh", "1.1.1.1", Some(SHA_A));
+    first.log.raw_line = "first".into();
+    let mut second = ev("k", 21, "db-01", "http", "1.1.1.1", Some(SHA_A));
+    second.log.raw_line = "second".into();
+    let batch = vec![
+        first,
+        ev("k2", 22, "web-01", "ssh", "1.1.1.1", Some(SHA_A)),
+        second,
+        ev("k2", 23, "web-01", "ssh", "3.3.3.3", None),
+        ev("k3", 24, "web-01", "ssh", "1.1.1.1", Some(SHA_A)),
+    ];
+    let out = repo.ingest(&batch).await?;
+    assert_eq!(out.inserted, [0, 1, 4], "the first of a repeated key wins");
+    assert_eq!(out.duplicates, 2);
+    assert_eq!(touched(&out), [("1.1.1.1", true, 3, 3)]);
+    assert_eq!(
+        attempts(&out),
+        [(0, 1, true), (1, 2, false), (4, 3, false)],
+        "attempts of one credential count as if upserted one by one"
+    );
+    assert!(
+        out.credentials
+            .iter()
+            .all(|(_, c)| c.id == out.credentials[0].1.id)
+    );
+    let a = repo
+        .get_attacker_by_ip("1.1.1.1")
+        .await?
+        .context("attacker")?;
+    assert_eq!(a.event_count, 3);
+    assert_eq!(
+        a.deckies,
+        ["web-01"],
+        "the skipped duplicate's decky is not counted"
+    );
+    assert_eq!(a.services, ["ssh"]);
+    assert_eq!(a.last_seen, Timestamp::from_unix_seconds(24));
+    assert!(repo.get_attacker_by_ip("3.3.3.3").await?.is_none());
+    let rows = repo
+        .query_logs(&LogQuery {
+            order: Order::OldestFirst,
+            limit: 10,
+            ..Default::default()
+        })
+        .await?;
+    let lines: Vec<&str> = rows.iter().map(|r| r.raw_line.as_str()).collect();
+    assert_eq!(lines, ["first", "line k2", "line k3"]);
+    let creds = repo
+        .list_credentials(&CredentialFilter::default(), 10, 0)
+        .await?;
+    assert_eq!(creds.len(), 1);
+    assert_eq!(creds[0].attempt_count, 3);
+    assert_eq!(
+        (creds[0].first_seen, creds[0].last_seen),
+        (
+            Timestamp::from_unix_seconds(20),
+            Timestamp::from_unix_seconds(24)
+        )
+    );
+    Ok(())
+}
+
+pub async fn ingest_partial_overlap_counts_only_new(repo: Repo) -> Res {
+    let first: Vec<IngestEvent> = (0..4)
+        .map(|i| {
+            ev(
+                &format!("p{i}"),
+                100 + i,
+                "web-01",
+                "ssh",
+                "1.1.1.1",
+                Some(SHA_A),
+            )
+        })
+        .collect();
+    let out = repo.ingest(&first).await?;
+    assert_eq!(out.inserted.len(), 4);
+    assert_eq!(
+        out.credentials.last().map(|(_, c)| c.attempt_count),
+        Some(4)
+    );
+
+    // p2, p3 again (already stored) and p4..p6 new, one of them from a new address.
+    let mut second: Vec<IngestEvent> = (2..7)
+        .map(|i| {
+            ev(
+                &format!("p{i}"),
+                100 + i,
+                "web-01",
+                "ssh",
+                "1.1.1.1",
+                Some(SHA_A),
+            )
+        })
+        .collect();
+    second[4] = ev("p6", 90, "db-01", "ftp", "1.1.1.1", None);
+    second.push(ev("q0", 95, "db-01", "ftp", "4.4.4.4", Some(SHA_A)));
+    let out = repo.ingest(&second).await?;
+    assert_eq!(out.inserted, [2, 3, 4, 5]);
+    assert_eq!(out.duplicates, 2);
+    assert_eq!(
+        touched(&out),
+        [("1.1.1.1", false, 3, 7), ("4.4.4.4", true, 1, 1)]
+    );
+    assert_eq!(
+        attempts(&out),
+        [(2, 5, false), (3, 6, false), (5, 1, true)],
+        "only the new events' attempts are counted"
+    );
+    let a = repo
+        .get_attacker_by_ip("1.1.1.1")
+        .await?
+        .context("attacker")?;
+    assert_eq!(a.event_count, 7);
+    assert_eq!(
+        (a.first_seen, a.last_seen),
+        (
+            Timestamp::from_unix_seconds(90),
+            Timestamp::from_unix_seconds(105)
+        )
+    );
+    let c = repo
+        .list_credentials(
+            &CredentialFilter {
+                attacker_ip: Some("1.1.1.1".into()),
+                ..Default::default()
+            },
+            10,
+            0,
+        )
+        .await?;
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].attempt_count, 6);
+    assert_eq!(repo.count_logs(&LogFilter::default()).await?, 8);
+    Ok(())
+}
+
+pub async fn ingest_attacker_sets_union(repo: Repo) -> Res {
+    // Sets from the older API and from ingest merge into one row.
+    repo.upsert_attackers(&[AttackerObservation {
+        ip: "5.5.5.5".into(),
+        seen_at: Timestamp::from_unix_seconds(50),
+        decky: Some("mail-01".into()),
+        service: Some("smtp".into()),
+        events: 2,
+    }])
+    .await?;
+    let uuid = repo.get_attacker_by_ip("5.5.5.5").await?.context("a")?.uuid;
+    let out = repo
+        .ingest(&[
+            ev("u0", 60, "web-01", "ssh", "5.5.5.5", None),
+            ev("u1", 40, "web-01", "http", "5.5.5.5", None),
+            ev("u2", 61, "mail-01", "smtp", "5.5.5.5", None),
+        ])
+        .await?;
+    assert_eq!(touched(&out), [("5.5.5.5", false, 3, 5)]);
+    assert_eq!(out.attackers[0].uuid, uuid, "an existing row keeps its id");
+    let out = repo
+        .ingest(&[ev("u3", 62, "db-01", "ssh", "5.5.5.5", None)])
+        .await?;
+    assert_eq!(touched(&out), [("5.5.5.5", false, 1, 6)]);
+    let a = repo.get_attacker_by_ip("5.5.5.5").await?.context("a")?;
+    assert_eq!(a.deckies, ["db-01", "mail-01", "web-01"]);
+    assert_eq!(a.services, ["http", "smtp", "ssh"]);
+    assert_eq!(
+        (a.first_seen, a.last_seen, a.event_count),
+        (
+            Timestamp::from_unix_seconds(40),
+            Timestamp::from_unix_seconds(62),
+            6
+        )
+    );
+    let by_decky = AttackerQuery {
+        decky: Some("db-01".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(repo.count_attackers(&by_decky).await?, 1);
+    Ok(())
+}
+
+pub async fn ingest_origin_round_trips(repo: Repo) -> Res {
+    let mut imported = ev("o0", 1, "web-01", "ssh", "1.1.1.1", None);
+    imported.log.origin = LogOrigin::Imported;
+    imported.log.source_worker = None;
+    let mut local = ev("o1", 2, "web-01", "ssh", "1.1.1.1", None);
+    local.log.origin = LogOrigin::Local;
+    local.log.source_worker = None;
+    let forwarded = ev("o2", 3, "web-01", "ssh", "1.1.1.1", None);
+    let mut other = ev("o3", 4, "web-01", "ssh", "1.1.1.1", None);
+    other.log.source_worker = Some("worker-2".into());
+    repo.ingest(&[imported, local, forwarded, other]).await?;
+    // insert_logs stores the origin too.
+    let mut old = log("o4", 5, "web-01", "ssh", "1.1.1.1", "x");
+    old.origin = LogOrigin::Imported;
+    repo.insert_logs(&[old]).await?;
+
+    let rows = repo
+        .query_logs(&LogQuery {
+            order: Order::OldestFirst,
+            limit: 10,
+            ..Default::default()
+        })
+        .await?;
+    let got: Vec<(&str, LogOrigin, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.dedup_key.as_str(), r.origin, r.source_worker.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("o0", LogOrigin::Imported, None),
+            ("o1", LogOrigin::Local, None),
+            ("o2", LogOrigin::Forwarded, Some("worker-1")),
+            ("o3", LogOrigin::Forwarded, Some("worker-2")),
+            ("o4", LogOrigin::Imported, None),
+        ]
+    );
+    Ok(())
+}
+
+pub async fn log_filters_origin_worker_after_id(repo: Repo) -> Res {
+    let mut batch = Vec::new();
+    for i in 0..12i64 {
+        let mut e = ev(&format!("f{i}"), i, "web-01", "ssh", "1.1.1.1", None);
+        match i % 3 {
+            0 => {
+                e.log.origin = LogOrigin::Local;
+                e.log.source_worker = None;
+            }
+            1 => e.log.source_worker = Some(format!("worker-{}", i % 2)),
+            _ => {
+                e.log.origin = LogOrigin::Imported;
+                e.log.source_worker = None;
+            }
+        }
+        batch.push(e);
+    }
+    repo.ingest(&batch).await?;
+    let keys = |q: LogQuery| {
+        let repo = repo.clone();
+        async move {
+            Ok::<_, anyhow::Error>(
+                repo.query_logs(&q)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.dedup_key)
+                    .collect::<Vec<_>>(),
+            )
+        }
+    };
+    let filtered = |filter: LogFilter| LogQuery {
+        filter,
+        order: Order::OldestFirst,
+        limit: 100,
+        ..Default::default()
+    };
+    let by_origin = |o| LogFilter {
+        origin: Some(o),
+        ..Default::default()
+    };
+    assert_eq!(
+        keys(filtered(by_origin(LogOrigin::Imported))).await?,
+        ["f2", "f5", "f8", "f11"]
+    );
+    assert_eq!(repo.count_logs(&by_origin(LogOrigin::Local)).await?, 4);
+    assert_eq!(repo.count_logs(&by_origin(LogOrigin::Forwarded)).await?, 4);
+    let worker1 = LogFilter {
+        source_worker: Some("worker-1".into()),
+        ..Default::default()
+    };
+    assert_eq!(keys(filtered(worker1.clone())).await?, ["f1", "f7"]);
+    assert_eq!(repo.count_logs(&worker1).await?, 2);
+
+    let all = repo.query_logs(&filtered(LogFilter::default())).await?;
+    let after = all[5].id;
+    let tail = LogFilter {
+        after_id: Some(after),
+        ..Default::default()
+    };
+    assert_eq!(
+        keys(filtered(tail.clone())).await?,
+        ["f6", "f7", "f8", "f9", "f10", "f11"]
+    );
+    assert_eq!(repo.count_logs(&tail).await?, 6);
+    let newest_first = LogQuery {
+        filter: LogFilter {
+            after_id: Some(after),
+            origin: Some(LogOrigin::Forwarded),
+            ..Default::default()
+        },
+        order: Order::NewestFirst,
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(keys(newest_first).await?, ["f10", "f7"], "filters combine");
+    let last = all.last().context("rows")?.id;
+    assert_eq!(
+        repo.count_logs(&LogFilter {
+            after_id: Some(last),
+            ..Default::default()
+        })
+        .await?,
+        0
+    );
+    let long = LogFilter {
+        source_worker: Some("w".repeat(MAX_FILTER_TEXT_LEN + 1)),
+        ..Default::default()
+    };
+    assert!(is_invalid(&repo.count_logs(&long).await));
+    Ok(())
+}
+
+pub async fn ingest_bad_event_writes_nothing(repo: Repo) -> Res {
+    repo.ingest(&[ev("z0", 1, "web-01", "ssh", "1.1.1.1", Some(SHA_A))])
+        .await?;
+    let before = snapshot(&repo).await?;
+
+    let mut bad_cred = ev("z2", 2, "web-01", "ssh", "1.1.1.1", Some(SHA_A));
+    if let Some(c) = bad_cred.credential.as_mut() {
+        c.secret_sha256 = "not-a-digest".into();
+    }
+    let mut bad_line = ev("z3", 2, "web-01", "ssh", "1.1.1.1", None);
+    bad_line.log.raw_line = "x".repeat(decnet_store::limits::MAX_RAW_LINE_LEN + 1);
+    let mut bad_sev = ev("z4", 2, "web-01", "ssh", "1.1.1.1", None);
+    bad_sev.log.severity = Some(9);
+    for (bad, field) in [
+        (bad_cred, "secret sha256"),
+        (bad_line, "log line"),
+        (bad_sev, "log severity"),
+    ] {
+        assert!(bad.check().is_err(), "check() finds {field}");
+        let batch = vec![
+            ev("z1", 2, "web-01", "http", "9.9.9.9", Some(SHA_B)),
+            ev("z0", 1, "web-01", "ssh", "1.1.1.1", Some(SHA_A)),
+            bad,
+        ];
+        match repo.ingest(&batch).await {
+            Err(Error::InvalidEvent { index, source }) => {
+                assert_eq!(index, 2);
+                assert!(
+                    matches!(*source, Error::Invalid { what, .. } if what == field),
+                    "{source:?} names {field}"
+                );
+            }
+            other => panic!("expected InvalidEvent for {field}, got {other:?}"),
+        }
+    }
+    let too_many: Vec<IngestEvent> = (0..=decnet_store::limits::MAX_INGEST_BATCH)
+        .map(|i| ev(&format!("m{i}"), 1, "web-01", "ssh", "8.8.8.8", None))
+        .collect();
+    assert!(is_invalid(&repo.ingest(&too_many).await));
+    assert_eq!(snapshot(&repo).await?, before, "nothing written");
+    assert_eq!(repo.count_logs(&LogFilter::default()).await?, 1);
+    Ok(())
+}
+
+pub async fn ingest_agrees_with_the_separate_calls(repo: Repo) -> Res {
+    // The same attempts through upsert_credentials give the same counts and flags.
+    let upserted: Vec<CredentialUpserted> = repo
+        .upsert_credentials(&[
+            cred("7.7.7.7", Some("admin"), SHA_A, 1),
+            cred("7.7.7.7", Some("admin"), SHA_A, 2),
+        ])
+        .await?;
+    let mut e = ev("c0", 3, "web-01", "ssh", "7.7.7.7", Some(SHA_A));
+    if let Some(c) = e.credential.as_mut() {
+        c.principal = Some("admin".into());
+        c.outcome = Some("success".into());
+    }
+    let mut e2 = ev("c1", 4, "web-01", "ssh", "7.7.7.7", Some(SHA_A));
+    if let Some(c) = e2.credential.as_mut() {
+        c.principal = Some("admin".into());
+        c.outcome = None;
+        c.secret_printable = Some("later".into());
+    }
+    let out = repo.ingest(&[e, e2]).await?;
+    assert_eq!(attempts(&out), [(0, 3, false), (1, 4, false)]);
+    assert!(out.credentials.iter().all(|(_, c)| c.id == upserted[0].id));
+    let c = repo
+        .list_credentials(&CredentialFilter::default(), 10, 0)
+        .await?;
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].attempt_count, 4);
+    assert_eq!(
+        c[0].outcome.as_deref(),
+        Some("success"),
+        "a later null keeps it"
+    );
+    assert_eq!(c[0].secret_printable.as_deref(), Some("later"));
+    assert_eq!(c[0].principal.as_deref(), Some("admin"));
+    assert_eq!(
+        (c[0].first_seen, c[0].last_seen),
+        (
+            Timestamp::from_unix_seconds(1),
+            Timestamp::from_unix_seconds(4)
+        )
+    );
+    Ok(())
+}
+
+/// A full-size batch crosses the statement chunk boundaries.
+pub async fn ingest_large_batch(repo: Repo) -> Res {
+    let n = decnet_store::limits::MAX_INGEST_BATCH;
+    let batch: Vec<IngestEvent> = (0..n)
+        .map(|i| {
+            let ip = format!("10.0.{}.{}", i % 7, i % 50);
+            let sha = (i % 10 == 0).then_some(if i % 20 == 0 { SHA_A } else { SHA_B });
+            ev(
+                &format!("L{i}"),
+                i as i64,
+                &format!("d{}", i % 5),
+                "ssh",
+                &ip,
+                sha,
+            )
+        })
+        .collect();
+    let out = repo.ingest(&batch).await?;
+    assert_eq!(out.inserted.len(), n);
+    assert_eq!(out.inserted.last(), Some(&(n - 1)));
+    let total: u64 = out.attackers.iter().map(|a| a.added).sum();
+    assert_eq!(total, n as u64);
+    assert_eq!(out.credentials.len(), n.div_ceil(10));
+    assert_eq!(repo.count_logs(&LogFilter::default()).await?, n as u64);
+    let again = repo.ingest(&batch[n - 1030..]).await?;
+    assert_eq!((again.inserted.len(), again.duplicates), (0, 1030));
     Ok(())
 }

@@ -39,6 +39,15 @@ macro_rules! backend_tests {
                 users_crud,
                 state_kv,
                 oversize_input_is_refused,
+                ingest_replay_changes_nothing,
+                ingest_duplicates_within_batch,
+                ingest_partial_overlap_counts_only_new,
+                ingest_attacker_sets_union,
+                ingest_origin_round_trips,
+                log_filters_origin_worker_after_id,
+                ingest_bad_event_writes_nothing,
+                ingest_agrees_with_the_separate_calls,
+                ingest_large_batch,
             );
         }
     };
