@@ -17,6 +17,9 @@
 //! frames only, each with the [`Position`] just past it; [`SpoolReader::ack`] persists a
 //! position atomically (temporary file, fsync, rename) and deletes segments that are
 //! entirely acknowledged (never the newest, which the writer may still be appending to).
+//!
+//! Payloads are forwarding envelope lines ([`envelope_line`], [`event_from_envelope`]),
+//! through an [`Encode`] function so tests can spool any text.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -25,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use decnet_wire::rfc5425;
+use decnet_wire::{rfc5424, rfc5425};
 
 use super::{CollectedEvent, CommitOutcome, EventSink, Origin, SinkError};
 
@@ -44,6 +47,38 @@ const READ_CHUNK: usize = 256 * 1024;
 
 /// Turns an event into the payload of its frame (the forwarding envelope line).
 pub type Encode = Arc<dyn Fn(&CollectedEvent) -> String + Send + Sync>;
+
+/// The forwarding envelope line of `event` (the frame payload the spool stores):
+/// [`decnet_wire::rfc5424::wrap`] with the event's key, labels and receive time.
+pub fn envelope_line(event: &CollectedEvent) -> String {
+    let env = rfc5424::Envelope {
+        key: event.key.clone(),
+        decky: event.decky.clone(),
+        service: event.service.clone(),
+        received_micros: event.received.as_unix_micros(),
+    };
+    rfc5424::wrap(&env, &event.raw_line)
+}
+
+/// The event an envelope line carries (the listener's side of [`envelope_line`]).
+///
+/// # Errors
+/// [`rfc5424::EnvelopeError`] when `payload` is not an envelope line.
+pub fn event_from_envelope(payload: &str) -> Result<CollectedEvent, rfc5424::EnvelopeError> {
+    let (env, raw_line) = rfc5424::unwrap(payload)?;
+    Ok(CollectedEvent {
+        key: env.key,
+        decky: env.decky,
+        service: env.service,
+        received: decnet_store::Timestamp::from_unix_micros(env.received_micros),
+        raw_line,
+    })
+}
+
+/// The spool's default encoder: [`envelope_line`].
+pub fn envelope_encoder() -> Encode {
+    Arc::new(envelope_line)
+}
 
 /// A place in the spool: a segment number and a byte offset in it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -707,6 +742,25 @@ mod tests {
         spool.commit(&Origin::Local, &[ev(n)]).await.unwrap();
         let more = read_all(&mut r);
         assert_eq!(text(&more[0]), (plain())(&ev(n)));
+    }
+
+    #[tokio::test]
+    async fn the_default_encoder_spools_envelope_lines_that_give_the_event_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), SpoolOptions::default(), envelope_encoder()).unwrap();
+        let mut events = vec![ev(1), ev(2)];
+        events[1].raw_line =
+            "<38>1 2026-11-27T07:00:00.5Z web-01 ssh - login [relay@55555 src_ip=\"10.0.0.9\"] hi"
+                .into();
+        spool.commit(&Origin::Local, &events).await.unwrap();
+        let mut r = SpoolReader::open(dir.path()).unwrap();
+        let frames = read_all(&mut r);
+        let back: Vec<_> = frames
+            .iter()
+            .map(|f| event_from_envelope(&text(f)).unwrap())
+            .collect();
+        assert_eq!(back, events);
+        assert!(event_from_envelope("00000001 line number 1").is_err());
     }
 
     #[test]
