@@ -146,7 +146,11 @@ impl FakeEngine {
             image: "fake".to_owned(),
             command: Vec::new(),
             hostname: None,
-            networking: Networking::Container(String::new()),
+            networking: Networking::Lan {
+                network: "fake".to_owned(),
+                ip: std::net::Ipv4Addr::UNSPECIFIED,
+                mac: String::new(),
+            },
             env: BTreeMap::new(),
             labels: labels.clone(),
             sysctls: BTreeMap::new(),

@@ -10,6 +10,7 @@
 //! insert with the same key and derives attacker and credential aggregates only from
 //! rows it actually inserted, so re-delivery after a crash changes nothing.
 
+pub mod collector;
 pub mod spool;
 
 use async_trait::async_trait;
