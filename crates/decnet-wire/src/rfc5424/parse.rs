@@ -122,7 +122,7 @@ pub(super) fn element(
     let id_start = i;
     i = sd_name(b, i)?;
     let id = line[id_start..i].to_owned();
-    let mut params = Vec::new();
+    let mut params = Vec::with_capacity(8);
     loop {
         match b.get(i) {
             Some(b']') => return Ok(((id, params), i + 1)),
@@ -136,8 +136,10 @@ pub(super) fn element(
         }
         let name = line[name_start..i].to_owned();
         i += 2;
-        let mut value = String::new();
-        let mut seg = i;
+        // Find the closing quote first (a backslash escapes `"`, `\\` and `]`; before
+        // anything else it is kept as written, RFC 5424 §6.3.3), then copy once.
+        let start = i;
+        let mut escapes = false;
         loop {
             // Only `"` and `\` matter inside a value; skip to the next of them.
             match b[i..].iter().position(|&c| c == b'"' || c == b'\\') {
@@ -145,26 +147,47 @@ pub(super) fn element(
                 Some(off) => i += off,
             }
             if b[i] == b'"' {
-                value.push_str(&line[seg..i]);
-                i += 1;
                 break;
             }
-            // A backslash: it escapes `"`, `\` and `]`; before anything else it is
-            // kept as written (RFC 5424 §6.3.3).
             if matches!(b.get(i + 1), Some(b'"' | b'\\' | b']')) {
-                value.push_str(&line[seg..i]);
-                seg = i + 1;
+                escapes = true;
                 i += 2;
             } else {
                 i += 1;
             }
         }
+        let raw = &line[start..i];
+        i += 1;
+        let value = if escapes {
+            unescape(raw)
+        } else {
+            raw.to_owned()
+        };
         *n_params += 1;
         if *n_params > MAX_PARAMS {
             return Err(ParseError::TooManyParams);
         }
         params.push((name, value));
     }
+}
+
+/// A PARAM-VALUE without its escapes (`\"`, `\\`, `\]`).
+fn unescape(raw: &str) -> String {
+    let b = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut seg = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && matches!(b.get(i + 1), Some(b'"' | b'\\' | b']')) {
+            out.push_str(&raw[seg..i]);
+            seg = i + 1;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&raw[seg..]);
+    out
 }
 
 /// Reads STRUCTURED-DATA at `start`; returns the elements and the offset after them.
