@@ -11,6 +11,8 @@
 //! rows it actually inserted, so re-delivery after a crash changes nothing.
 
 pub mod collector;
+pub mod ingest;
+pub mod siem;
 pub mod spool;
 
 use async_trait::async_trait;

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod ingest;
 mod mirror;
 mod reconcile;
 mod support;
