@@ -17,7 +17,10 @@
 //!   [`agent::runtime::RuntimeBackend`] drives Docker through `decnet-runtime`,
 //!   [`agent::backend::FakeBackend`] is the in-memory double for tests;
 //! - [`master`]: the controller (operator and worker listeners, enrollment, dispatch with
-//!   partial success, heartbeat intake, liveness sweeper, decommission).
+//!   partial success, heartbeat intake, liveness sweeper, decommission);
+//! - [`listen`]: the controller's log listener (RFC 5425 over mTLS, enrolled workers
+//!   only, commit then `ack <n>`); [`forward`]: the worker's forwarder shipping its log
+//!   spool with acknowledged offsets and a never-ending reconnect loop.
 //!
 //! # Invariants
 //! - **Trust is explicit.** The agent obeys only the pinned master certificate (role and
@@ -32,11 +35,14 @@
 //! - **One operation at a time per agent**, off the request-serving tasks.
 //!
 //! Not here: the container runtime itself (`decnet-runtime`, behind the backend trait),
-//! log forwarding, the self-updater and the dashboard API.
+//! the log spool and ingestion (`decnet-fleet::logs`), the self-updater and the
+//! dashboard API.
 
 pub mod agent;
 pub mod client;
 mod error;
+pub mod forward;
+pub mod listen;
 pub mod master;
 pub mod names;
 pub mod pki;

@@ -1,0 +1,364 @@
+//! The controller's log listener (TCP 6514): RFC 5425 frames over mTLS from enrolled workers, committed to an [`EventSink`] and acknowledged with `ack <n>`.
+//!
+//! Per connection (SW-34, SW-37, SW-38):
+//! 1. TLS handshake presenting the controller's worker-facing (`swarmctl`) identity; a
+//!    client certificate chained to the DECNET CA is required.
+//! 2. Before any frame is read, [`authorize`]: the certificate carries the agent role,
+//!    is not revoked, is the one pinned in a host row, and that host is not being
+//!    decommissioned — the checks the heartbeat route makes. Otherwise the connection is
+//!    closed and nothing is stored.
+//! 3. Frames are decoded ([`decnet_wire::rfc5425`]), each payload unwrapped into a
+//!    [`CollectedEvent`] and batched (≤ [`MAX_BATCH`] events, ≤ [`MAX_BATCH_BYTES`],
+//!    ≤ [`BATCH_WINDOW`] after the first); a batch is committed with
+//!    [`Origin::Worker`] (the host row's name: never the line's HOSTNAME) and then
+//!    acknowledged with the cumulative count of committed frames.
+//! 4. A frame above 64 KiB, a payload that is not an envelope, a sink error, an idle
+//!    period of [`IDLE_TIMEOUT`] or a revocation seen on a later re-check closes the
+//!    connection; frames before a bad one are committed and acknowledged first.
+//!
+//! The accept loop never waits on a connection: each runs in its own task, at most
+//! [`MAX_CONNECTIONS`] at once.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use decnet_fleet::logs::{CollectedEvent, EventSink, Origin};
+use decnet_store::{HostStatus, Repository, SwarmHost};
+use decnet_wire::rfc5425;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::pki::{CertInfo, Identity, Role};
+use crate::tls::{ClientAuth, Peer, server_config};
+use crate::{Error, Result};
+
+/// The default listen port (RFC 5425).
+pub const DEFAULT_PORT: u16 = 6514;
+/// Most events committed in one batch.
+pub const MAX_BATCH: usize = 2048;
+/// Most payload bytes held in one batch.
+pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// Longest wait between a batch's first event and its commit.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
+/// Most worker connections at once; further ones are closed at accept.
+pub const MAX_CONNECTIONS: usize = 128;
+/// Longest TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that sends nothing for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often a long-lived connection's certificate is checked again (revocation).
+pub const RECHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// Bytes read from the socket at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Turns a frame payload (an envelope line) into the event it carries.
+pub type Decode = Arc<dyn Fn(&str) -> std::result::Result<CollectedEvent, String> + Send + Sync>;
+
+/// The production decoder: the forwarding envelope
+/// ([`decnet_fleet::logs::spool::event_from_envelope`]).
+pub fn envelope_decoder() -> Decode {
+    Arc::new(|payload: &str| {
+        decnet_fleet::logs::spool::event_from_envelope(payload).map_err(|e| e.to_string())
+    })
+}
+
+/// Why a worker's connection is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No client certificate.
+    #[error("no client certificate")]
+    NoCertificate,
+    /// The certificate lacks the agent role.
+    #[error("certificate lacks the agent role")]
+    NotAgent,
+    /// The certificate was revoked.
+    #[error("certificate revoked")]
+    Revoked,
+    /// No host row pins this certificate.
+    #[error("certificate not pinned to any enrolled host")]
+    Unknown,
+    /// The host is being decommissioned.
+    #[error("host {0} is being decommissioned")]
+    Decommissioning(String),
+}
+
+/// The host a worker certificate belongs to, with the heartbeat route's checks: agent
+/// role, not revoked, pinned in a host row, host not being decommissioned.
+///
+/// # Errors
+/// `Ok(Err(refusal))` when refused; `Err` for store errors.
+pub async fn authorize(
+    repo: &dyn Repository,
+    cert: Option<&CertInfo>,
+) -> Result<std::result::Result<SwarmHost, Refusal>> {
+    let Some(cert) = cert else {
+        return Ok(Err(Refusal::NoCertificate));
+    };
+    if cert.role != Some(Role::Agent) {
+        return Ok(Err(Refusal::NotAgent));
+    }
+    if repo.is_fingerprint_revoked(&cert.fingerprint).await? {
+        return Ok(Err(Refusal::Revoked));
+    }
+    let Some(host) = repo
+        .get_swarm_host_by_fingerprint(&cert.fingerprint)
+        .await?
+    else {
+        return Ok(Err(Refusal::Unknown));
+    };
+    if host.client_cert_fingerprint.as_ref() != Some(&cert.fingerprint) {
+        return Ok(Err(Refusal::Unknown));
+    }
+    if matches!(
+        host.status,
+        HostStatus::Decommissioning | HostStatus::Decommissioned
+    ) {
+        return Ok(Err(Refusal::Decommissioning(host.name)));
+    }
+    Ok(Ok(host))
+}
+
+/// What the listener needs.
+#[derive(Clone)]
+pub struct LogListener {
+    tls: Arc<rustls::ServerConfig>,
+    repo: Arc<dyn Repository>,
+    sink: Arc<dyn EventSink>,
+    decode: Decode,
+    /// Idle timeout per connection ([`IDLE_TIMEOUT`]).
+    pub idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for LogListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogListener")
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogListener {
+    /// A listener presenting `identity` (the controller's `swarmctl` identity), checking
+    /// workers against `repo`, committing to `sink`, reading payloads with `decode`.
+    ///
+    /// # Errors
+    /// [`Error::Tls`].
+    pub fn new(
+        identity: &Identity,
+        repo: Arc<dyn Repository>,
+        sink: Arc<dyn EventSink>,
+        decode: Decode,
+    ) -> Result<LogListener> {
+        let mut tls = (*server_config(identity, ClientAuth::Required)?).clone();
+        tls.alpn_protocols.clear();
+        Ok(LogListener {
+            tls: Arc::new(tls),
+            repo,
+            sink,
+            decode,
+            idle_timeout: IDLE_TIMEOUT,
+        })
+    }
+
+    /// Binds `addr` and serves until `shutdown` resolves.
+    ///
+    /// # Errors
+    /// [`Error::Net`] when the address cannot be bound.
+    pub async fn run(self, addr: SocketAddr, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Net {
+            op: format!("bind {addr}"),
+            source,
+        })?;
+        tracing::info!(listen = %addr, "Log listener up");
+        self.run_on(listener, shutdown).await;
+        Ok(())
+    }
+
+    /// Serves on a bound listener until `shutdown` resolves; open connections are then
+    /// dropped (whatever they did not get acknowledged is sent again by the forwarder).
+    pub async fn run_on(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.clone());
+        let this = Arc::new(self);
+        let mut connections = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            while connections.try_join_next().is_some() {}
+            let (stream, remote) = tokio::select! {
+                () = &mut shutdown => {
+                    connections.abort_all();
+                    return;
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Log listener accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                tracing::warn!(peer = %remote, "Too many log connections; closing");
+                continue;
+            };
+            let this = this.clone();
+            let acceptor = acceptor.clone();
+            connections.spawn(async move {
+                let _permit = permit;
+                let _ = stream.set_nodelay(true);
+                let tls =
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::info!(peer = %remote, error = %e, "Log connection: TLS handshake refused");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!(peer = %remote, "Log connection: TLS handshake timed out");
+                            return;
+                        }
+                    };
+                let peer = Peer::from_tls(remote, tls.get_ref().1);
+                let host = match authorize(this.repo.as_ref(), peer.cert.as_ref()).await {
+                    Ok(Ok(h)) => h,
+                    Ok(Err(refusal)) => {
+                        tracing::warn!(peer = %remote, reason = %refusal, "Log connection refused");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(peer = %remote, error = %e, "Log connection: store failed while checking the worker");
+                        return;
+                    }
+                };
+                let outcome = this.session(tls, &peer, &host).await;
+                match outcome {
+                    Ok(n) => {
+                        tracing::debug!(peer = %remote, worker = %host.name, committed = n, "Log connection closed");
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = %remote, worker = %host.name, error = %e, "Log connection closed");
+                    }
+                }
+            });
+        }
+    }
+
+    /// Reads, commits and acknowledges frames until the peer closes or misbehaves;
+    /// returns the number of frames committed.
+    async fn session<S>(
+        &self,
+        stream: S,
+        peer: &Peer,
+        host: &SwarmHost,
+    ) -> std::result::Result<u64, String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let origin = Origin::Worker(host.name.clone());
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
+        let mut batch: Vec<CollectedEvent> = Vec::new();
+        let mut batch_bytes = 0usize;
+        let mut batch_start: Option<Instant> = None;
+        let mut committed: u64 = 0;
+        let mut last_check = Instant::now();
+        let mut ack = Vec::with_capacity(rfc5425::MAX_ACK + 8);
+        loop {
+            // Decode every complete frame buffered.
+            let mut at = 0;
+            let mut fatal: Option<String> = None;
+            while batch.len() < MAX_BATCH && batch_bytes < MAX_BATCH_BYTES {
+                match rfc5425::decode(&buf[at..]) {
+                    Ok(Some((range, used))) => {
+                        let payload = &buf[at + range.start..at + range.end];
+                        at += used;
+                        let event = std::str::from_utf8(payload)
+                            .map_err(|_| "payload is not UTF-8".to_owned())
+                            .and_then(|text| (self.decode)(text));
+                        match event {
+                            Ok(e) => {
+                                batch_bytes += payload.len();
+                                batch.push(e);
+                                batch_start.get_or_insert_with(Instant::now);
+                            }
+                            Err(reason) => {
+                                fatal = Some(format!("bad envelope: {reason}"));
+                                break;
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        fatal = Some(format!("bad frame: {e}"));
+                        break;
+                    }
+                }
+            }
+            buf.drain(..at);
+            let full = batch.len() >= MAX_BATCH || batch_bytes >= MAX_BATCH_BYTES;
+            let due = batch_start.is_some_and(|t| t.elapsed() >= BATCH_WINDOW);
+            if !batch.is_empty() && (full || due || fatal.is_some()) {
+                if last_check.elapsed() >= RECHECK_INTERVAL {
+                    match authorize(self.repo.as_ref(), peer.cert.as_ref()).await {
+                        Ok(Ok(_)) => last_check = Instant::now(),
+                        Ok(Err(r)) => return Err(format!("worker no longer accepted: {r}")),
+                        Err(e) => return Err(format!("store: {e}")),
+                    }
+                }
+                let n = batch.len() as u64;
+                self.sink
+                    .commit(&origin, &batch)
+                    .await
+                    .map_err(|e| format!("commit: {e}"))?;
+                committed += n;
+                batch.clear();
+                batch_bytes = 0;
+                batch_start = None;
+                ack.clear();
+                rfc5425::encode_ack(committed, &mut ack);
+                wr.write_all(&ack)
+                    .await
+                    .map_err(|e| format!("write ack: {e}"))?;
+                wr.flush().await.map_err(|e| format!("write ack: {e}"))?;
+                if full && fatal.is_none() {
+                    // More complete frames may be buffered already.
+                    continue;
+                }
+            }
+            if let Some(reason) = fatal {
+                return Err(reason);
+            }
+            if batch.len() >= MAX_BATCH || batch_bytes >= MAX_BATCH_BYTES {
+                continue;
+            }
+            let deadline = match batch_start {
+                Some(t) => t + BATCH_WINDOW,
+                None => Instant::now() + self.idle_timeout,
+            };
+            buf.reserve(READ_CHUNK);
+            let read = tokio::time::timeout_at(deadline.into(), rd.read_buf(&mut buf)).await;
+            match read {
+                Ok(Ok(0)) => {
+                    if batch.is_empty() {
+                        return Ok(committed);
+                    }
+                    // Commit what arrived before the close; the ack may not reach the
+                    // peer, which then sends these again (idempotent per key).
+                    self.sink
+                        .commit(&origin, &batch)
+                        .await
+                        .map_err(|e| format!("commit: {e}"))?;
+                    return Ok(committed + batch.len() as u64);
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(format!("read: {e}")),
+                Err(_) if batch_start.is_some() => {}
+                Err(_) => return Err("idle timeout".into()),
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Log-forwarding fixtures shared by the tests and the benchmark: a controller identity over a SQLite store, worker identities with host rows, a store-backed sink, realistic events.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use decnet_core::HostUuid;
+use decnet_fleet::logs::spool::{Spool, SpoolOptions, envelope_encoder};
+use decnet_fleet::logs::{CollectedEvent, CommitOutcome, EventSink, Origin, SinkError};
+use decnet_store::{IngestEvent, LogOrigin, NewLog, NewSwarmHost, Repository, Timestamp};
+use decnet_swarm::forward::Forwarder;
+use decnet_swarm::listen::{LogListener, envelope_decoder};
+use decnet_swarm::master::{Controller, ControllerOptions};
+use decnet_swarm::pki::{Identity, LeafSpec, Role};
+use decnet_swarm::tls::{ServerPin, client_config};
+
+/// A controller (CA, swarmctl identity) over a SQLite store in `dir`.
+pub async fn controller(dir: &Path) -> Arc<Controller> {
+    let repo = decnet_store::open(&decnet_store::StoreConfig::sqlite(dir.join("db/decnet.db")))
+        .await
+        .unwrap();
+    let opts = ControllerOptions {
+        operator_listen: "127.0.0.1:0".parse().unwrap(),
+        operator_tls: false,
+        worker_listen: "127.0.0.1:0".parse().unwrap(),
+        advertise_url: None,
+        extra_sans: vec![],
+        heartbeat_interval: Duration::from_secs(10),
+        token_ttl: Duration::from_secs(60),
+        ca_dir: dir.join("etc/ca"),
+        master_dir: dir.join("etc/master"),
+    };
+    Arc::new(Controller::new(repo, opts).unwrap())
+}
+
+/// A worker identity signed by the controller's CA, pinned in a new host row when
+/// `enrolled`.
+pub async fn worker(ctrl: &Controller, dir: &Path, name: &str, enrolled: bool) -> Identity {
+    let id = Identity::ensure(
+        ctrl.ca(),
+        &dir.join(format!("workers/{name}")),
+        "worker",
+        &LeafSpec {
+            name: name.into(),
+            role: Role::Agent,
+            sans: vec![],
+        },
+    )
+    .unwrap();
+    if enrolled {
+        ctrl.repo
+            .create_swarm_host(&NewSwarmHost {
+                uuid: HostUuid::new(format!("uuid-{name}")).unwrap(),
+                name: name.into(),
+                address: "127.0.0.1".into(),
+                agent_port: 8765,
+                client_cert_fingerprint: Some(id.fingerprint.clone()),
+                updater_cert_fingerprint: None,
+                cert_bundle_path: String::new(),
+                enrolled_at: Timestamp::now(),
+                notes: None,
+                use_ipvlan: false,
+            })
+            .await
+            .unwrap();
+    }
+    id
+}
+
+/// The client TLS a worker holding `id` uses towards `ctrl` (controller pinned).
+pub fn worker_tls(ctrl: &Controller, id: &Identity) -> rustls::ClientConfig {
+    client_config(
+        Some(id),
+        Some(&id.ca_pem),
+        ServerPin {
+            fingerprint: ctrl.swarmctl.fingerprint.clone(),
+            role: Role::Swarmctl,
+        },
+    )
+    .unwrap()
+}
+
+/// A forwarder of `spool_dir` to `target` presenting `id`, with short test backoffs.
+pub fn forwarder(ctrl: &Controller, id: &Identity, target: String, spool_dir: &Path) -> Forwarder {
+    let tls = worker_tls(ctrl, id);
+    Forwarder {
+        target,
+        tls: Arc::new(move || Ok(tls.clone())),
+        spool_dir: spool_dir.to_path_buf(),
+        backoff_min: Duration::from_millis(100),
+        backoff_max: Duration::from_millis(400),
+    }
+}
+
+/// The controller's log listener committing to `sink`.
+pub fn listener(ctrl: &Controller, sink: Arc<dyn EventSink>) -> LogListener {
+    LogListener::new(&ctrl.swarmctl, ctrl.repo.clone(), sink, envelope_decoder()).unwrap()
+}
+
+/// A sink inserting one `logs` row per event through `IngestRepo::ingest` (dedup key =
+/// the event key, `source_worker` = the origin's worker).
+pub struct StoreSink(pub Arc<dyn Repository>);
+
+pub fn to_ingest(origin: &Origin, e: &CollectedEvent) -> IngestEvent {
+    let parsed = decnet_wire::rfc5424::parse_line(&e.raw_line).ok();
+    let (event_type, severity, msg, attacker_ip, fields) = match &parsed {
+        Some(line) => {
+            let mut fields = serde_json::Map::new();
+            for (k, v) in line.relay_params() {
+                fields.insert(k.clone(), serde_json::Value::String(v.clone()));
+            }
+            (
+                line.msgid.clone(),
+                Some(line.pri % 8),
+                line.msg.clone(),
+                decnet_wire::rfc5424::attacker_addr(line)
+                    .map_or_else(|| "Unknown".to_owned(), |(ip, _)| ip.to_string()),
+                fields,
+            )
+        }
+        None => (
+            "unparsed".to_owned(),
+            None,
+            Some(e.raw_line.clone()),
+            "Unknown".to_owned(),
+            serde_json::Map::new(),
+        ),
+    };
+    let (source_worker, origin) = match origin {
+        Origin::Worker(w) => (Some(w.clone()), LogOrigin::Forwarded),
+        Origin::Local => (None, LogOrigin::Local),
+        Origin::Imported => (None, LogOrigin::Imported),
+    };
+    IngestEvent {
+        log: NewLog {
+            dedup_key: e.key.clone(),
+            timestamp: e.received,
+            decky: e.decky.clone(),
+            service: e.service.clone(),
+            event_type,
+            attacker_ip,
+            severity,
+            fields,
+            msg,
+            raw_line: e.raw_line.clone(),
+            source_worker,
+            trace_id: None,
+            span_id: None,
+            origin,
+        },
+        credential: None,
+    }
+}
+
+#[async_trait]
+impl EventSink for StoreSink {
+    async fn commit(
+        &self,
+        origin: &Origin,
+        batch: &[CollectedEvent],
+    ) -> Result<CommitOutcome, SinkError> {
+        let mut out = CommitOutcome::default();
+        for chunk in batch.chunks(decnet_store::limits::MAX_INGEST_BATCH) {
+            let events: Vec<IngestEvent> = chunk.iter().map(|e| to_ingest(origin, e)).collect();
+            let res = self.0.ingest(&events).await?;
+            out.inserted += res.inserted.len() as u64;
+            out.duplicates += res.duplicates;
+        }
+        Ok(out)
+    }
+}
+
+/// Event `i`: a realistic honeypot line (an SSH login attempt) from decky `web-NN`.
+pub fn event(i: u64) -> CollectedEvent {
+    let decky = format!("web-{:02}", i % 16);
+    let micros = 1_795_000_000_000_000 + i as i64 * 1000;
+    let ts = decnet_wire::rfc5424::format_timestamp(micros).unwrap();
+    let raw_line = format!(
+        "<38>1 {ts} {decky} ssh - auth_attempt [relay@55555 src_ip=\"203.0.113.{}\" src_port=\"{}\" username=\"root\" password=\"hunter{i}\" outcome=\"failed\" seq=\"{i}\"] Failed password for root from 203.0.113.{} port {}",
+        i % 250 + 1,
+        40000 + i % 20000,
+        i % 250 + 1,
+        40000 + i % 20000,
+    );
+    CollectedEvent {
+        key: CollectedEvent::container_key("c0ffee", i128::from(micros) * 1000, &raw_line),
+        decky,
+        service: "ssh".into(),
+        received: Timestamp::from_unix_micros(micros),
+        raw_line,
+    }
+}
+
+/// Appends events `from..to` to the spool in `dir` in batches of 1000.
+pub async fn fill_spool(dir: &Path, from: u64, to: u64) {
+    let spool = Spool::open(dir, SpoolOptions::default(), envelope_encoder()).unwrap();
+    let mut i = from;
+    while i < to {
+        let end = (i + 1000).min(to);
+        let batch: Vec<_> = (i..end).map(event).collect();
+        spool.commit(&Origin::Local, &batch).await.unwrap();
+        i = end;
+    }
+}
+
+/// (rows, distinct dedup keys, distinct raw lines) in the SQLite `logs` table.
+pub async fn count_rows(db: &Path) -> (i64, i64, i64) {
+    use sqlx::Row as _;
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true);
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts)
+        .await
+        .unwrap();
+    let row = sqlx::query(
+        "SELECT COUNT(*), COUNT(DISTINCT dedup_key), COUNT(DISTINCT raw_line) FROM logs",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
