@@ -3,7 +3,7 @@
 //! A worker forwards each container line with who vouches for it (the event key, the
 //! decky and service from the container's labels, when it was received) as the FIRST SD
 //! element `[decnet@55555 key="…" decky="…" service="…" rcv="<unix µs>"]`:
-//! - a line that [`parse_line`] accepts keeps its own header, elements and MSG; the
+//! - a line that [`parse_line`](super::parse_line) accepts keeps its own header, elements and MSG; the
 //!   envelope element goes in front of its first element, or replaces its nil SD `-`;
 //! - any other text (stderr, plain prints, empty lines) is carried whole as MSG of
 //!   `<131>1 <rcv> <decky> <service> - unparsed [decnet@55555 … raw="1"] <text>`.
@@ -12,8 +12,8 @@
 //! element `decnet@55555` the container printed itself is just data after ours.
 
 use super::format::{exact_value, header_field};
-use super::parse::{element, header};
-use super::{MAX_APP_NAME, MAX_HOSTNAME, MAX_LINE, ParseError, format_timestamp, parse_line};
+use super::parse::{element, header, parse_one};
+use super::{MAX_APP_NAME, MAX_HOSTNAME, MAX_LINE, ParseError, format_timestamp};
 
 /// SD-ID of the envelope element.
 pub const ENVELOPE_SD_ID: &str = "decnet@55555";
@@ -86,7 +86,8 @@ fn push_element(out: &mut String, env: &Envelope, raw: bool) {
 /// [`MAX_LINE`] bytes.
 pub fn wrap(env: &Envelope, raw_line: &str) -> String {
     let mut out = String::with_capacity(raw_line.len() + 160);
-    if parse_line(raw_line).is_ok()
+    // `parse_one`: `parse_line` without looking into MSG for a double-wrapped line.
+    if parse_one(raw_line).is_ok()
         && let Ok(h) = header(raw_line)
     {
         let (prefix, rest) = raw_line.split_at(h.sd_start);

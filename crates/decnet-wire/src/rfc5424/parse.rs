@@ -246,7 +246,7 @@ pub(super) fn double_wrapped(line: &Line) -> Option<Line> {
 }
 
 /// [`parse_line`] without looking into MSG.
-fn parse_one(line: &str) -> Result<Line, ParseError> {
+pub(super) fn parse_one(line: &str) -> Result<Line, ParseError> {
     let line = line.strip_suffix('\n').unwrap_or(line);
     let line = line.strip_suffix('\r').unwrap_or(line);
     if line.len() > MAX_LINE {
