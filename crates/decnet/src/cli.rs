@@ -70,6 +70,13 @@ pub enum Command {
     Bus(Box<crate::cmd::bus::BusArgs>),
     /// Converge the state file, the database and Docker (a pass now, then every interval).
     Reconcile(Box<crate::cmd::reconcile::ReconcileArgs>),
+    /// Collect the events of this host's deckies from Docker: into the database on a
+    /// master, into the local spool (shipped by the agent) on a worker.
+    Collect(Box<crate::cmd::collect::CollectArgs>),
+    /// Show stored events (filters, --follow, --json lines), or import a file of them.
+    Logs(Box<crate::cmd::logs::LogsArgs>),
+    /// Show attacker addresses: first and last seen, events, deckies and services touched.
+    Attackers(Box<crate::cmd::logs::AttackersArgs>),
 }
 
 /// `--json` for listings.

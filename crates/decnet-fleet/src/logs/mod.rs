@@ -19,6 +19,10 @@ use async_trait::async_trait;
 use decnet_store::Timestamp;
 use sha2::{Digest, Sha256};
 
+/// The worker's spool directory under the data directory (`<data_dir>/spool`): written
+/// by `decnet collect`, read by the agent's forwarder.
+pub const SPOOL_DIR: &str = "spool";
+
 /// Longest raw line a collector hands on (bytes); longer lines are cut at a character
 /// boundary by the collector. 4 KiB below the 64 KiB RFC 5425 frame cap, so a line
 /// wrapped in the forwarding envelope always fits one frame.

@@ -3,11 +3,13 @@
 pub mod agent;
 pub mod bus;
 mod catalog;
+pub mod collect;
 mod compose;
 mod deploy;
 mod image;
 mod init;
 mod live;
+pub mod logs;
 mod mirror;
 pub mod reconcile;
 mod status;
@@ -41,5 +43,8 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Swarm(cmd) => swarm::run(&Ctx::load(cli.global.data_dir)?, &cmd),
         Command::Bus(args) => bus::run(&Ctx::load(cli.global.data_dir)?, &args),
         Command::Reconcile(args) => reconcile::run(&Ctx::load(cli.global.data_dir)?, &args),
+        Command::Collect(args) => collect::run(&Ctx::load(cli.global.data_dir)?, &args),
+        Command::Logs(args) => logs::run(&Ctx::load(cli.global.data_dir)?, &args),
+        Command::Attackers(args) => logs::attackers(&Ctx::load(cli.global.data_dir)?, &args),
     }
 }

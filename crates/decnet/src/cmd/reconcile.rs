@@ -85,7 +85,7 @@ fn worker_uuid(path: &Path, len: u64) -> Result<HostUuid> {
 }
 
 /// `DOCKER_HOST`, read once at start-up: `None` for the default socket.
-fn docker_socket() -> Result<Option<String>> {
+pub(crate) fn docker_socket() -> Result<Option<String>> {
     match std::env::var("DOCKER_HOST") {
         Err(_) => Ok(None),
         Ok(h) if h.is_empty() => Ok(None),

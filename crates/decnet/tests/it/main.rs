@@ -6,6 +6,7 @@ mod deploy;
 mod init;
 mod lab;
 mod live;
+mod logs;
 mod reconcile;
 mod support;
 mod swarm;
