@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::Error;
-use crate::envelope::{Envelope, now_ts, restamp};
+use crate::envelope::{Envelope, Stamp, now_ts, restamp_at};
 use crate::queue::{DEFAULT_QUEUE_CAPACITY, Queue, QueueItem};
 use crate::router::{ConnId, Router};
 use crate::topic::{Pattern, TopicCache};
@@ -143,10 +143,10 @@ impl Conn {
         self.name.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn push_event(&self, frame: &Bytes) {
+    fn push_event(&self, frame: Bytes) {
         self.seq.fetch_add(1, Ordering::Relaxed);
         self.queue.push(Outbound {
-            frame: frame.clone(),
+            frame,
             control: false,
         });
     }
@@ -180,13 +180,22 @@ impl Shared {
         self.router.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues an EVT frame for every matching connection but `origin`.
-    fn route(&self, topic: &str, origin: Option<ConnId>, frame: &Bytes) {
+    /// Queues an EVT frame for every matching connection but `origin`; the last one takes
+    /// the frame itself (a single subscriber costs no reference count).
+    fn route(&self, topic: &str, origin: Option<ConnId>, frame: Bytes) {
         let mut n = 0;
-        self.read().for_each_conn(topic, origin, |c| {
-            c.push_event(frame);
+        let table = self.read();
+        let mut last: Option<&Arc<Conn>> = None;
+        table.for_each_conn(topic, origin, |c| {
+            if let Some(prev) = last.replace(c) {
+                prev.push_event(frame.clone());
+            }
             n += 1;
         });
+        if let Some(c) = last {
+            c.push_event(frame);
+        }
+        drop(table);
         self.delivered.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -246,7 +255,7 @@ impl BrokerHandle {
             &mut frame,
         )?;
         self.shared
-            .route(envelope.topic.as_str(), None, &Bytes::from(frame));
+            .route(envelope.topic.as_str(), None, Bytes::from(frame));
         Ok(())
     }
 
@@ -533,8 +542,10 @@ async fn serve(shared: Arc<Shared>, conn: Arc<Conn>, stream: UnixStream) {
 async fn read_loop(shared: &Shared, conn: &Conn, mut rd: OwnedReadHalf) -> Result<End, Error> {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut topics = TopicCache::new();
-    // Receive time (`rts`), read once per batch of frames rather than per frame.
-    let mut now = now_ts();
+    // EVT frames are built here, then copied out at their exact size.
+    let mut scratch = Vec::with_capacity(4096);
+    // Receive time (`rts`), read and written once per batch of frames rather than per frame.
+    let mut now = Stamp::new(now_ts());
     loop {
         loop {
             // PUB bodies are validated by `restamp`, which parses them completely; every
@@ -542,7 +553,7 @@ async fn read_loop(shared: &Shared, conn: &Conn, mut rd: OwnedReadHalf) -> Resul
             let (consumed, end) = match wire::decode_unchecked(&buf)? {
                 Decoded::Frame { frame, consumed } => (
                     consumed,
-                    handle_frame(shared, conn, &mut topics, frame, now)?,
+                    handle_frame(shared, conn, &mut topics, &mut scratch, frame, &now)?,
                 ),
                 Decoded::NeedMore { min_len } => {
                     buf.reserve(min_len.saturating_sub(buf.len()).max(READ_CHUNK));
@@ -574,7 +585,7 @@ async fn read_loop(shared: &Shared, conn: &Conn, mut rd: OwnedReadHalf) -> Resul
                 wire::check_eof(&buf)?;
                 return Ok(End::Clean);
             }
-            Ok(Ok(_)) => now = now_ts(),
+            Ok(Ok(_)) => now = Stamp::new(now_ts()),
         }
     }
 }
@@ -597,8 +608,9 @@ fn handle_frame(
     shared: &Shared,
     conn: &Conn,
     topics: &mut TopicCache,
+    scratch: &mut Vec<u8>,
     frame: Frame<'_>,
-    now: f64,
+    now: &Stamp,
 ) -> Result<bool, Error> {
     if frame.verb != Verb::Pub {
         wire::check_body(frame.body)?;
@@ -606,17 +618,22 @@ fn handle_frame(
     match frame.verb {
         Verb::Pub => {
             let topic = topics.get(frame.args)?;
-            // The EVT frame is built once and shared by every receiving connection.
-            let mut out = Vec::with_capacity(frame.body.len() + 2 * frame.args.len() + 128);
-            let open = wire::begin(Verb::Evt, topic.as_str(), &mut out)?;
-            restamp(&topic, frame.body, now, &mut out)?;
+            // The EVT frame is built once and shared by every receiving connection; copied
+            // out of the scratch buffer at its exact size, it is one allocation.
+            let out = scratch;
+            out.clear();
+            let open = wire::begin(Verb::Evt, topic.as_str(), out)?;
+            restamp_at(&topic, frame.body, now, out)?;
             shared.published.fetch_add(1, Ordering::Relaxed);
-            if wire::finish(open, &mut out).is_err() {
+            if wire::finish(open, out).is_err() {
                 warn!(topic = %topic, "Bus event dropped: body too large after stamping");
                 return Ok(false);
             }
-            let frame = Bytes::from(out);
-            shared.route(topic.as_str(), Some(conn.id), &frame);
+            let frame = Bytes::copy_from_slice(out);
+            if out.capacity() > 4 * READ_CHUNK {
+                *out = Vec::with_capacity(4096);
+            }
+            shared.route(topic.as_str(), Some(conn.id), frame);
             Ok(false)
         }
         Verb::Sub => {

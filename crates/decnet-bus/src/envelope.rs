@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::Error;
+use crate::json;
 use crate::payload::Payload;
 use crate::topic::Topic;
 
@@ -67,34 +68,9 @@ pub fn new_event_id() -> String {
 }
 
 /// Index of the first byte a JSON string cannot hold as it is: `"`, `\` or a control
-/// character. Eight bytes per step (a byte-parallel compare within a `u64`): ids, topics
-/// and types are scanned on every hop.
+/// character (ids, topics and types are scanned on every hop).
 fn special_byte(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::MAX / 255;
-    const HIGH_BITS: u64 = ONES << 7;
-    /// Flags (in its high bit) every byte of `x` equal to `b`; a borrow may also flag
-    /// bytes above a true hit, never below the lowest one.
-    fn equal(x: u64, b: u8) -> u64 {
-        let y = x ^ (ONES * u64::from(b));
-        y.wrapping_sub(ONES) & !y
-    }
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        let control = x.wrapping_sub(ONES * 0x20) & !x;
-        let hits = (control | equal(x, b'"') | equal(x, b'\\')) & HIGH_BITS;
-        if hits != 0 {
-            return Some(at + (hits.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    let tail = chunks.remainder();
-    tail.iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|i| at + i)
+    json::special_byte::<false>(bytes)
 }
 
 /// Appends `text` as a JSON string: copied between quotes when nothing in it needs an
@@ -293,18 +269,19 @@ fn number(text: &str) -> Result<f64, &'static str> {
 
 /// Reads a body in the plain layout [`Envelope::write_json`] writes, optionally followed by
 /// the broker's `rts`: `{"v":1,"id":"…","topic":"…","type":"…","ts":N,"payload":{…}}`, no
-/// whitespace, strings without escapes. That is every body our clients publish and our
-/// broker forwards, read here without the general parser's per-field work; the payload is
-/// still checked by serde_json. Anything else gives `None` and goes to the general parser,
-/// which then reads the same values (or refuses the body).
+/// whitespace, ASCII strings without escapes. That is every body our clients publish and
+/// our broker forwards, read here without the general parser's per-field work and without
+/// a separate UTF-8 pass: every byte outside the payload is ASCII by construction, and the
+/// payload is checked (UTF-8 included) by [`json::object_len`]. Anything else gives `None`
+/// and goes to the general parser, which then reads the same values (or refuses the body).
 struct Plain<'a> {
-    text: &'a str,
+    bytes: &'a [u8],
     at: usize,
 }
 
 impl<'a> Plain<'a> {
     fn literal(&mut self, lit: &str) -> Option<()> {
-        let rest = self.text.as_bytes().get(self.at..)?;
+        let rest = self.bytes.get(self.at..)?;
         if !rest.starts_with(lit.as_bytes()) {
             return None;
         }
@@ -312,21 +289,21 @@ impl<'a> Plain<'a> {
         Some(())
     }
 
-    /// A string without escapes or control characters, up to its closing quote.
+    /// ASCII text without escapes or control characters, up to its closing quote.
     fn string(&mut self) -> Option<&'a str> {
         let start = self.at;
-        let rest = self.text.as_bytes().get(start..)?;
-        let len = special_byte(rest)?;
+        let rest = self.bytes.get(start..)?;
+        let len = json::special_byte::<true>(rest)?;
         if rest[len] != b'"' {
             return None;
         }
         self.at = start + len + 1;
-        self.text.get(start..start + len)
+        std::str::from_utf8(&rest[..len]).ok()
     }
 
     /// A number token in the JSON grammar, as text.
     fn number(&mut self) -> Option<&'a str> {
-        let bytes = self.text.as_bytes();
+        let bytes = self.bytes;
         let digits = |mut i: usize| {
             while bytes.get(i).is_some_and(u8::is_ascii_digit) {
                 i += 1;
@@ -362,23 +339,19 @@ impl<'a> Plain<'a> {
             i = end;
         }
         self.at = i;
-        self.text.get(start..i)
+        std::str::from_utf8(bytes.get(start..i)?).ok()
     }
 
-    /// One JSON object, checked completely by serde_json.
-    fn object(&mut self) -> Option<&'a RawValue> {
-        let rest = self.text.get(self.at..)?;
-        if !rest.starts_with('{') {
-            return None;
-        }
-        let mut values = serde_json::Deserializer::from_str(rest).into_iter::<&RawValue>();
-        let raw = values.next()?.ok()?;
-        self.at += values.byte_offset();
-        Some(raw)
+    /// One JSON object, checked completely.
+    fn object(&mut self) -> Option<&'a [u8]> {
+        let rest = self.bytes.get(self.at..)?;
+        let len = json::object_len(rest)?;
+        self.at += len;
+        rest.get(..len)
     }
 
-    fn parse(text: &'a str) -> Option<WireEnvelope<'a>> {
-        let mut p = Plain { text, at: 0 };
+    fn parse(bytes: &'a [u8]) -> Option<WireEnvelope<'a>> {
+        let mut p = Plain { bytes, at: 0 };
         p.literal(r#"{"v":1,"id":""#)?;
         let id = p.string()?;
         p.literal(r#","topic":""#)?;
@@ -397,7 +370,7 @@ impl<'a> Plain<'a> {
             None
         };
         p.literal("}")?;
-        if p.at != text.len() {
+        if p.at != bytes.len() {
             return None;
         }
         Some(WireEnvelope {
@@ -424,7 +397,7 @@ struct WireEnvelope<'a> {
     topic: Option<Cow<'a, str>>,
     event_type: Option<Cow<'a, str>>,
     ts: Option<f64>,
-    payload: Option<&'a RawValue>,
+    payload: Option<&'a [u8]>,
     /// The JSON text of a receive time set by an earlier broker (read as a number by a
     /// client only).
     rts: Option<&'a str>,
@@ -474,7 +447,10 @@ impl<'de> Visitor<'de> for WireVisitor {
                         .transpose()
                         .map_err(de::Error::custom)?;
                 }
-                Field::Payload => w.payload = map.next_value()?,
+                Field::Payload => {
+                    let raw: Option<&'de RawValue> = map.next_value()?;
+                    w.payload = raw.map(|r| r.get().as_bytes());
+                }
                 Field::Rts => {
                     let raw: Option<&'de RawValue> = map.next_value()?;
                     w.rts = raw.map(RawValue::get);
@@ -494,11 +470,10 @@ impl<'a> WireEnvelope<'a> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
-        let text = object_text(body)?;
-        if let Some(plain) = Plain::parse(text) {
+        if let Some(plain) = Plain::parse(body) {
             return Ok(plain);
         }
-        serde_json::from_str(text).map_err(envelope_error)
+        serde_json::from_str(object_text(body)?).map_err(envelope_error)
     }
 
     fn check(&self) -> Result<(), Error> {
@@ -508,7 +483,7 @@ impl<'a> WireEnvelope<'a> {
             return Err(Error::Envelope(format!("unsupported version {v}")));
         }
         if let Some(p) = self.payload
-            && !p.get().starts_with('{')
+            && p.first() != Some(&b'{')
         {
             return Err(Error::Envelope("payload is not an object".into()));
         }
@@ -556,27 +531,17 @@ impl<'a> WireEnvelope<'a> {
     }
 }
 
-/// The envelope the broker forwards: the publisher's fields, the header topic, the broker's `rts`.
-#[derive(Serialize)]
-struct Forwarded<'a> {
-    v: u32,
-    id: &'a str,
-    topic: &'a str,
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    ts: f64,
-    #[serde(serialize_with = "payload_or_empty")]
-    payload: Option<&'a RawValue>,
-    rts: f64,
+/// A receive time and its JSON text, written once per batch of frames rather than per frame.
+pub(crate) struct Stamp {
+    value: f64,
+    text: Vec<u8>,
 }
 
-fn payload_or_empty<S: serde::Serializer>(
-    payload: &Option<&RawValue>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match payload {
-        Some(raw) => raw.serialize(s),
-        None => s.collect_map(std::iter::empty::<(&str, &str)>()),
+impl Stamp {
+    pub(crate) fn new(value: f64) -> Self {
+        let mut text = Vec::with_capacity(24);
+        write_value(&mut text, &value);
+        Self { value, text }
     }
 }
 
@@ -591,15 +556,26 @@ fn payload_or_empty<S: serde::Serializer>(
 /// # Errors
 /// As [`Envelope::from_wire`].
 pub fn restamp(topic: &Topic, body: &[u8], now: f64, out: &mut Vec<u8>) -> Result<(), Error> {
+    restamp_at(topic, body, &Stamp::new(now), out)
+}
+
+/// [`restamp`] with the receive time already written.
+pub(crate) fn restamp_at(
+    topic: &Topic,
+    body: &[u8],
+    now: &Stamp,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
     let wire = WireEnvelope::parse(body)?;
     wire.check()?;
     if wire.forwardable_as_is(topic) {
         // A parsed object ends with `}` once trailing whitespace is cut.
         let text = body.trim_ascii();
         if let Some(open) = text.strip_suffix(b"}") {
+            out.reserve(open.len() + now.text.len() + 8);
             out.extend_from_slice(open);
             out.extend_from_slice(b",\"rts\":");
-            write_value(out, &now);
+            out.extend_from_slice(&now.text);
             out.push(b'}');
             return Ok(());
         }
@@ -612,16 +588,23 @@ pub fn restamp(topic: &Topic, body: &[u8], now: f64, out: &mut Vec<u8>) -> Resul
             &fresh
         }
     };
-    let forwarded = Forwarded {
-        v: ENVELOPE_VERSION,
-        id,
-        topic: topic.as_str(),
-        event_type: wire.event_type.as_deref().unwrap_or(""),
-        ts: wire.ts.unwrap_or(now),
-        payload: wire.payload,
-        rts: now,
-    };
-    serde_json::to_writer(out, &forwarded).map_err(envelope_error)
+    // The layout `Envelope::write_json` writes, with the payload text as it came.
+    out.extend_from_slice(b"{\"v\":");
+    write_value(out, &ENVELOPE_VERSION);
+    out.extend_from_slice(b",\"id\":");
+    write_str(out, id);
+    out.extend_from_slice(b",\"topic\":");
+    write_str(out, topic.as_str());
+    out.extend_from_slice(b",\"type\":");
+    write_str(out, wire.event_type.as_deref().unwrap_or(""));
+    out.extend_from_slice(b",\"ts\":");
+    write_value(out, &wire.ts.unwrap_or(now.value));
+    out.extend_from_slice(b",\"payload\":");
+    out.extend_from_slice(wire.payload.unwrap_or(b"{}"));
+    out.extend_from_slice(b",\"rts\":");
+    out.extend_from_slice(&now.text);
+    out.push(b'}');
+    Ok(())
 }
 
 #[cfg(test)]
@@ -844,7 +827,7 @@ mod tests {
             w.topic.as_deref().map(str::to_owned),
             w.event_type.as_deref().map(str::to_owned),
             w.ts.map(f64::to_bits),
-            w.payload.map(|p| p.get().to_owned()),
+            w.payload.map(|p| String::from_utf8(p.to_vec()).unwrap()),
             w.rts.map(str::to_owned),
             w.seen,
             w.repeated,
@@ -870,7 +853,7 @@ mod tests {
             Payload::from_json(r#"{"k":"x\"y","n":[-0.5e-3,{}]}"#).unwrap(),
         );
         let body = String::from_utf8(env.to_json()).unwrap();
-        let plain = Plain::parse(&body).unwrap();
+        let plain = Plain::parse(body.as_bytes()).unwrap();
         assert_eq!(
             fields(&plain),
             fields(&serde_json::from_str(&body).unwrap())
@@ -878,7 +861,7 @@ mod tests {
         let mut out = Vec::new();
         restamp(&topic("a.b"), body.as_bytes(), 2.5, &mut out).unwrap();
         let forwarded = String::from_utf8(out).unwrap();
-        let plain = Plain::parse(&forwarded).unwrap();
+        let plain = Plain::parse(forwarded.as_bytes()).unwrap();
         assert_eq!(plain.rts, Some("2.5"));
         assert_eq!(
             fields(&plain),
@@ -893,7 +876,7 @@ mod tests {
             r#"{"v":1,"id":"a","topic":"t","type":"","ts":01,"payload":{}}"#,
             r#"{"v":1,"id":"a","topic":"t","type":"","ts":1,"payload":{},"x":1}"#,
         ] {
-            assert!(Plain::parse(other).is_none(), "{other}");
+            assert!(Plain::parse(other.as_bytes()).is_none(), "{other}");
         }
     }
 
@@ -923,7 +906,7 @@ mod tests {
                 mutated.insert_str(cut.min(mutated.len()), &junk);
             }
             for text in [&body, &mutated] {
-                if let Some(plain) = Plain::parse(text) {
+                if let Some(plain) = Plain::parse(text.as_bytes()) {
                     let general: WireEnvelope<'_> = serde_json::from_str(text)
                         .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{text}: {e}")))?;
                     proptest::prop_assert_eq!(fields(&plain), fields(&general), "{}", text);

@@ -47,6 +47,7 @@ mod client;
 mod config;
 mod envelope;
 mod error;
+mod json;
 mod memory;
 mod nats;
 mod payload;

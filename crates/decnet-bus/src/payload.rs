@@ -85,15 +85,15 @@ impl Payload {
     /// [`Error::PayloadNotObject`] when it is not JSON or not an object.
     pub fn from_json(text: &str) -> Result<Self, Error> {
         let raw: &RawValue = serde_json::from_str(text).map_err(|_| Error::PayloadNotObject)?;
-        Self::from_raw(raw)
+        Self::from_raw(raw.get().as_bytes())
     }
 
     /// A copy of an already parsed value that must be an object.
-    pub(crate) fn from_raw(raw: &RawValue) -> Result<Self, Error> {
-        if !raw.get().starts_with('{') {
+    pub(crate) fn from_raw(raw: &[u8]) -> Result<Self, Error> {
+        if raw.first() != Some(&b'{') {
             return Err(Error::PayloadNotObject);
         }
-        Ok(Self(Bytes::copy_from_slice(raw.get().as_bytes())))
+        Ok(Self(Bytes::copy_from_slice(raw)))
     }
 
     /// The JSON text.

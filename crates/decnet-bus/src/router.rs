@@ -70,7 +70,12 @@ impl<C, R> Router<C, R> {
 
     /// Calls `f` once per connection other than `origin` with at least one route matching
     /// `topic` (the broker: one EVT per connection).
-    pub(crate) fn for_each_conn(&self, topic: &str, origin: Option<ConnId>, mut f: impl FnMut(&C)) {
+    pub(crate) fn for_each_conn<'a>(
+        &'a self,
+        topic: &str,
+        origin: Option<ConnId>,
+        mut f: impl FnMut(&'a C),
+    ) {
         for (id, (c, routes)) in &self.conns {
             if delivers_to(origin, *id) && routes.iter().any(|(p, _)| matches(p.as_str(), topic)) {
                 f(c);
