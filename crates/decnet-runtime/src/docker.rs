@@ -614,6 +614,68 @@ mod tests {
     use crate::spec::{SpecOptions, fleet_containers, tests::config};
 
     #[test]
+    fn docker_events_become_container_events() {
+        use bollard::models::{EventActor, EventMessage};
+        let msg = |action: &str| EventMessage {
+            action: Some(action.to_owned()),
+            actor: Some(EventActor {
+                id: Some("abc".to_owned()),
+                attributes: Some(HashMap::from([
+                    (labels::DECKY.to_owned(), "web-01".to_owned()),
+                    ("name".to_owned(), "web-01-http".to_owned()),
+                ])),
+            }),
+            time_nano: Some(1_700_000_000_123_456_789),
+            ..Default::default()
+        };
+        let ev = container_event(msg("die")).unwrap();
+        assert_eq!(ev.id, "abc");
+        assert_eq!(ev.action, ContainerAction::Die);
+        assert_eq!(ev.attributes[labels::DECKY], "web-01");
+        assert_eq!(ev.time_nanos, 1_700_000_000_123_456_789);
+        // Other actions, and events without an actor id, are not ours.
+        assert!(container_event(msg("exec_start: sh")).is_none());
+        let mut anonymous = msg("start");
+        anonymous.actor = None;
+        assert!(container_event(anonymous).is_none());
+    }
+
+    #[tokio::test]
+    async fn frames_are_assembled_into_lines_and_errors_end_the_stream() {
+        let frames: Vec<Result<LogOutput, bollard::errors::Error>> = vec![
+            Ok(LogOutput::StdOut {
+                message: b"2024-05-01T10:00:00.000000001Z part one ".to_vec().into(),
+            }),
+            Ok(LogOutput::StdErr {
+                message: b"2024-05-01T10:00:00.000000002Z err\n".to_vec().into(),
+            }),
+            Ok(LogOutput::StdOut {
+                message: b"2024-05-01T10:00:00.000000003Z part two\n".to_vec().into(),
+            }),
+            Ok(LogOutput::StdOut {
+                message: b"2024-05-01T10:00:01.000000000Z cut by the error"
+                    .to_vec()
+                    .into(),
+            }),
+            Err(bollard::errors::Error::RequestTimeoutError),
+        ];
+        let out: Vec<_> = assemble(futures::stream::iter(frames), "op".to_owned())
+            .collect()
+            .await;
+        assert_eq!(out.len(), 3);
+        let err_line = out[0].as_ref().unwrap();
+        assert_eq!(
+            (err_line.stream, err_line.line.as_str()),
+            (LogStream::Stderr, "err")
+        );
+        let joined = out[1].as_ref().unwrap();
+        assert_eq!(joined.line, "part one part two");
+        assert_eq!(joined.ts_nanos, 1_714_557_600_000_000_001);
+        // The partial line before the error is dropped (re-read from the cursor).
+        assert_eq!(out[2].as_ref().unwrap_err().kind, ErrorKind::Transient);
+    }
+
+    #[test]
     fn create_request_carries_the_spec() {
         let cfg = config();
         let specs = fleet_containers(&cfg, &SpecOptions::new("i:1".into(), "/a".into(), None));

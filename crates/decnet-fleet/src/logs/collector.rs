@@ -220,24 +220,21 @@ impl Cursor {
         ts > self.ts || !self.keys.iter().any(|(_, k)| k == key)
     }
 
+    /// Records a line handed on. Keys leave from the front (the oldest in arrival order,
+    /// which is timestamp order but for the rare stdout/stderr reordering), so this is
+    /// O(1) per line.
     fn advance(&mut self, ts: i128, key: String) {
         self.ts = self.ts.max(ts);
         self.keys.push_back((ts, key));
         let horizon = self.ts.saturating_sub(CURSOR_WINDOW_NANOS);
-        self.keys.retain(|(t, _)| *t >= horizon);
+        while self.keys.front().is_some_and(|(t, _)| *t < horizon) {
+            self.keys.pop_front();
+        }
         while self.keys.len() > MAX_CURSOR_KEYS {
-            // Drop the oldest; lines before it count as done from now on (lines at its
-            // very timestamp may come once more: a duplicate, never a loss).
-            let Some(i) = self
-                .keys
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, (t, _))| *t)
-                .map(|(i, _)| i)
-            else {
-                break;
-            };
-            if let Some((t, _)) = self.keys.remove(i) {
+            // Lines before the dropped key count as done from now on (a line at its
+            // very timestamp may come once more: a duplicate the sink ignores, never a
+            // loss).
+            if let Some((t, _)) = self.keys.pop_front() {
                 self.floor = self.floor.max(t);
             }
         }
