@@ -35,6 +35,40 @@ impl Drop for FleetGuard<'_> {
     }
 }
 
+/// A background `decnet collect`, stopped on drop.
+struct Collector(std::process::Child);
+
+impl Collector {
+    fn start(env: &Env, vars: &[(&'static str, String)]) -> Collector {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_decnet"));
+        cmd.arg("--data-dir")
+            .arg(env.home())
+            .args(["collect", "--mode", "master"])
+            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        Collector(cmd.spawn().unwrap())
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        // SIGTERM: a clean stop, like systemd's.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -187,6 +221,67 @@ fn live_fleet_end_to_end() {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    // `decnet collect` (master mode: this data dir's SQLite database) stores the same
+    // events, attributed from the containers' labels; a restart repeats none of them.
+    let stored = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["logs", "--json", "-n", "1000"];
+        all.extend_from_slice(args);
+        stdout(&guard.run(&all))
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let wait_for = |args: &[&str], what: &str| -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let rows = stored(args);
+            if !rows.is_empty() {
+                return rows;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {what} stored by decnet collect"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    let collector = Collector::start(&env, &guard.vars);
+    let requests = wait_for(
+        &["--decky", &web, "--event-type", "request"],
+        "http request",
+    );
+    assert_eq!(requests[0]["service"], "http");
+    assert_eq!(requests[0]["attacker_ip"], hairpin_ip);
+    assert_eq!(requests[0]["origin"], "local");
+    wait_for(&["--decky", &red, "--service", "redis"], "redis event");
+    let o = guard.run(&["attackers", "--json", "--ip", &hairpin_ip]);
+    let attackers: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        attackers[0]["event_count"].as_u64().unwrap() >= 3,
+        "{attackers:#}"
+    );
+    drop(collector);
+    let collector = Collector::start(&env, &guard.vars);
+    let _ = exchange(&web_ip, 80, b"GET /after HTTP/1.0\r\nHost: x\r\n\r\n");
+    wait_for(
+        &["--decky", &web, "--grep", "/after"],
+        "request made after the restart",
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    drop(collector);
+    // Exactly once: every line each container printed is one row, across the restart.
+    for (decky, service) in [(&ssh, "ssh"), (&web, "http"), (&red, "redis")] {
+        let container = format!("{decky}-{service}");
+        let printed = rt
+            .block_on(engine.logs(&container, 10_000))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count();
+        let rows = stored(&["--decky", decky, "--service", service]).len();
+        assert_eq!(rows, printed, "{container}: {printed} lines, {rows} rows");
     }
 
     // The same description again: nothing changes.
