@@ -209,3 +209,134 @@ async fn the_siem_gets_each_new_event_once_with_its_trusted_origin() {
     assert_eq!(siem.dropped(), 0);
     stop.cancel();
 }
+
+#[tokio::test]
+async fn the_siem_copy_goes_over_verified_tls() {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let ca = rcgen::generate_simple_self_signed(vec!["siem.test".to_owned()]).unwrap();
+    let cert = CertificateDer::from_pem_slice(ca.cert.pem().as_bytes()).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(ca.key_pair.serialize_pem().as_bytes()).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let siem = SiemOutput::start(
+        SiemTarget {
+            address: addr.to_string(),
+            tls: Some((
+                Arc::new(client),
+                ServerName::try_from("siem.test".to_owned()).unwrap(),
+            )),
+        },
+        stop.clone(),
+    );
+    let ingester = Ingester::new(Arc::new(MemoryStore::new()), None).with_siem(siem);
+    ingester
+        .commit(&Origin::Local, &batch()[..1])
+        .await
+        .unwrap();
+    let (tcp, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tls = acceptor.accept(tcp).await.unwrap();
+    let mut buf = Vec::new();
+    let frame = loop {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some((range, _)) = rfc5425::decode(&buf).unwrap() {
+            break String::from_utf8(buf[range].to_vec()).unwrap();
+        }
+    };
+    let (env, raw) = unwrap(&frame).unwrap();
+    assert_eq!(raw, batch()[0].raw_line);
+    assert_eq!(env.decky, "decky-01");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_siem_with_the_wrong_certificate_gets_nothing() {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let other = rcgen::generate_simple_self_signed(vec!["other.test".to_owned()]).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from(
+            other.cert.der().to_vec(),
+        ))
+        .unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // An impostor presenting its own self-signed certificate for the expected name.
+    let impostor = rcgen::generate_simple_self_signed(vec!["siem.test".to_owned()]).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls_pki_types::CertificateDer::from(
+                impostor.cert.der().to_vec(),
+            )],
+            rustls_pki_types::PrivateKeyDer::try_from(impostor.key_pair.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let siem = SiemOutput::start(
+        SiemTarget {
+            address: addr.to_string(),
+            tls: Some((
+                Arc::new(client),
+                rustls_pki_types::ServerName::try_from("siem.test".to_owned()).unwrap(),
+            )),
+        },
+        stop.clone(),
+    );
+    let ingester = Ingester::new(Arc::new(MemoryStore::new()), None).with_siem(siem);
+    ingester
+        .commit(&Origin::Local, &batch()[..1])
+        .await
+        .unwrap();
+    let (tcp, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    // The client refuses the handshake: the impostor reads no application byte.
+    match acceptor.accept(tcp).await {
+        Err(_) => {}
+        Ok(mut tls) => {
+            let mut chunk = [0u8; 64];
+            let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap_or(0);
+            assert_eq!(n, 0, "application data reached an unverified server");
+        }
+    }
+    stop.cancel();
+}
