@@ -10,7 +10,7 @@
 # deterministically (BENCH_LINES lines, default 100 000) and measures; then the Python
 # reference reads the same file. Both run pinned to CPU 1 (taskset -c 1) under
 # flock /tmp/decnet-bench.lock, BENCH_ROUNDS rounds each (default 5), median reported;
-# the pair is run BENCH_PAIRS times (default 2) in alternation and the medians of the
+# the pair is run BENCH_PAIRS times (default 3) in alternation and the medians of the
 # pairs are printed.
 set -euo pipefail
 
@@ -20,7 +20,7 @@ WRITE=0
 [ "${1:-}" = "--write" ] && WRITE=1
 LINES="${BENCH_LINES:-100000}"
 ROUNDS="${BENCH_ROUNDS:-5}"
-PAIRS="${BENCH_PAIRS:-2}"
+PAIRS="${BENCH_PAIRS:-3}"
 FILE="${BENCH_FILE:-$ROOT/target/rfc5424-bench.log}"
 CPU="${BENCH_CPU:-1}"
 
