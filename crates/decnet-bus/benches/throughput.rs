@@ -84,10 +84,11 @@ struct SeqOnly<'a> {
 /// The payload of event `seq`, built and serialised per message from a struct, as a
 /// publisher does through `publish_safely`.
 fn payload(seq: u64) -> Payload {
-    let head = format!("{{\"seq\":\"{seq:010}\",\"data\":\"\"}}").len();
+    // The JSON around the two strings, plus the ten digits of seq.
+    const HEAD: usize = r#"{"seq":"","data":""}"#.len() + 10;
     let p = BenchPayload {
         seq: format!("{seq:010}"),
-        data: "x".repeat(PAYLOAD - head),
+        data: "x".repeat(PAYLOAD - HEAD),
     };
     let payload = Payload::from_serialize(&p).unwrap();
     debug_assert_eq!(payload.as_bytes().len(), PAYLOAD);

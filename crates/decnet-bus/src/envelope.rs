@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use crate::Error;
 use crate::json;
 use crate::payload::Payload;
+use crate::ser::{write_scalar as write_value, write_str};
 use crate::topic::Topic;
 
 /// The envelope version this crate writes and accepts.
@@ -65,34 +66,6 @@ pub fn new_event_id() -> String {
         .simple()
         .encode_lower(&mut hex);
     String::from(&*text)
-}
-
-/// Index of the first byte a JSON string cannot hold as it is: `"`, `\` or a control
-/// character (ids, topics and types are scanned on every hop).
-fn special_byte(bytes: &[u8]) -> Option<usize> {
-    json::special_byte::<false>(bytes)
-}
-
-/// Appends `text` as a JSON string: copied between quotes when nothing in it needs an
-/// escape (ids, topics and types nearly always), through serde_json otherwise.
-fn write_str(out: &mut Vec<u8>, text: &str) {
-    if special_byte(text.as_bytes()).is_none() {
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    } else {
-        write_value(out, text);
-    }
-}
-
-/// Appends the JSON text of a string or number. Writing these into a vector cannot fail
-/// (serde_json writes a non-finite float as `null`); `null` keeps the text valid anyway.
-fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    let at = out.len();
-    if serde_json::to_writer(&mut *out, value).is_err() {
-        out.truncate(at);
-        out.extend_from_slice(b"null");
-    }
 }
 
 impl Envelope {
@@ -838,7 +811,7 @@ mod tests {
         #[test]
         fn special_byte_finds_the_first_byte_to_escape(text in "(\\PC|[\"\\\\\u{0}-\u{1f}]){0,40}") {
             let want = text.bytes().position(|b| b == b'"' || b == b'\\' || b < 0x20);
-            proptest::prop_assert_eq!(special_byte(text.as_bytes()), want);
+            proptest::prop_assert_eq!(json::special_byte::<false>(text.as_bytes()), want);
             let mut out = Vec::new();
             write_str(&mut out, &text);
             proptest::prop_assert_eq!(out, serde_json::to_vec(&text).unwrap());

@@ -53,6 +53,7 @@ mod nats;
 mod payload;
 mod queue;
 mod router;
+mod ser;
 mod topic;
 pub mod topics;
 pub mod worker;

@@ -71,7 +71,16 @@ impl Payload {
 
     fn serialize_into<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) -> Result<Self, Error> {
         buf.clear();
-        match serde_json::to_writer(&mut *buf, value) {
+        // Our writer copies plain strings whole; what it leaves alone, serde_json writes
+        // (the text is serde_json's either way).
+        let written = match crate::ser::write(value, buf) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                buf.clear();
+                serde_json::to_writer(&mut *buf, value)
+            }
+        };
+        match written {
             // serde_json writes `{` first only for an object (maps, structs, enum variants
             // with data), and writes no surrounding whitespace.
             Ok(()) if buf.first() == Some(&b'{') => Ok(Self(Bytes::copy_from_slice(buf))),
