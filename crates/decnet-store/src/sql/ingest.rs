@@ -29,8 +29,17 @@ pub(crate) fn chunk_sizes(n: usize) -> Vec<usize> {
     out
 }
 
-/// `head VALUES ($1, …, $cols), (…) × rows tail`.
-pub(crate) fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
+/// `head VALUES ($1, …, $cols), (…) × rows tail`, or with anonymous `?` placeholders
+/// when `numbered` is false. SQLite needs the anonymous form for large statements: it
+/// treats `$N` as a *named* parameter, found by a linear search of the names at prepare
+/// time and at every `sqlite3_bind_parameter_name`, quadratic in the placeholders.
+pub(crate) fn values_sql(
+    head: &str,
+    cols: usize,
+    rows: usize,
+    tail: &str,
+    numbered: bool,
+) -> String {
     let mut sql = String::with_capacity(head.len() + tail.len() + rows * cols * 7 + 8);
     sql.push_str(head);
     sql.push_str(" VALUES ");
@@ -44,9 +53,13 @@ pub(crate) fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> St
             if c > 0 {
                 sql.push_str(", ");
             }
-            n += 1;
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            if numbered {
+                n += 1;
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }
@@ -62,11 +75,11 @@ pub(crate) struct ChunkedSql {
 }
 
 impl ChunkedSql {
-    pub(crate) fn new(head: &str, cols: usize, tail: &str) -> Self {
+    pub(crate) fn new(head: &str, cols: usize, tail: &str, numbered: bool) -> Self {
         let mut texts = Vec::new();
         let mut rows = 1;
         while rows <= MAX_CHUNK {
-            texts.push(values_sql(head, cols, rows, tail));
+            texts.push(values_sql(head, cols, rows, tail, numbered));
             rows <<= 1;
         }
         Self { texts }
@@ -301,10 +314,14 @@ mod tests {
     #[test]
     fn values_sql_numbers_placeholders() {
         assert_eq!(
-            values_sql("INSERT INTO t (a, b)", 2, 2, "RETURNING a"),
+            values_sql("INSERT INTO t (a, b)", 2, 2, "RETURNING a", true),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) RETURNING a"
         );
-        let c = ChunkedSql::new("X", 1, "Y");
+        assert_eq!(
+            values_sql("INSERT INTO t (a, b)", 2, 2, "RETURNING a", false),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) RETURNING a"
+        );
+        let c = ChunkedSql::new("X", 1, "Y", true);
         assert_eq!(c.get(4), "X VALUES ($1), ($2), ($3), ($4) Y");
         assert_eq!(c.get(MAX_CHUNK).matches('$').count(), MAX_CHUNK);
     }

@@ -20,6 +20,8 @@ impl PostgresStore {
     const LIKE: &'static str = "ILIKE";
     const LEAST: &'static str = "LEAST";
     const GREATEST: &'static str = "GREATEST";
+    /// `$N` placeholders in generated multi-row statements.
+    const NUMBERED_PARAMS: bool = true;
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     /// The fleet summary columns of every selected row as one JSON array of arrays
     /// (NULL when no row is selected).

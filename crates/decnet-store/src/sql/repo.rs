@@ -2,7 +2,7 @@
 
 /// Implements every repository trait for `$store` (a struct with `pool: Pool<$db>`,
 /// the dialect constants `LIKE`, `LEAST`, `GREATEST`, `FOR_UPDATE`, `FLEET_SUMMARY_JSON`,
-/// and
+/// `NUMBERED_PARAMS`, and
 /// `async fn begin_write(&self) -> sqlx::Result<Transaction<'static, $db>>`).
 macro_rules! sql_repository {
     ($store:ident, $db:ty) => {
@@ -1065,6 +1065,7 @@ macro_rules! sql_repository {
                      span_id, origin)",
                     14,
                     "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key",
+                    $store::NUMBERED_PARAMS,
                 ),
                 attackers: ChunkedSql::new(
                     "INSERT INTO attackers (uuid, ip, first_seen, last_seen, event_count, \
@@ -1080,16 +1081,19 @@ macro_rules! sql_repository {
                         least = $store::LEAST,
                         greatest = $store::GREATEST,
                     ),
+                    $store::NUMBERED_PARAMS,
                 ),
                 deckies: ChunkedSql::new(
                     "INSERT INTO attacker_deckies (ip, decky)",
                     2,
                     "ON CONFLICT DO NOTHING",
+                    $store::NUMBERED_PARAMS,
                 ),
                 services: ChunkedSql::new(
                     "INSERT INTO attacker_services (ip, service)",
                     2,
                     "ON CONFLICT DO NOTHING",
+                    $store::NUMBERED_PARAMS,
                 ),
                 credentials: ChunkedSql::new(
                     "INSERT INTO credentials (attacker_ip, decky_name, service, principal, \
@@ -1112,6 +1116,7 @@ macro_rules! sql_repository {
                         least = $store::LEAST,
                         greatest = $store::GREATEST,
                     ),
+                    $store::NUMBERED_PARAMS,
                 ),
             })
         }
