@@ -24,7 +24,10 @@
 //! - **Cursors.** Per container: the newest Docker timestamp handed on and the keys of
 //!   the lines of the last [`CURSOR_WINDOW_NANOS`] before it (at most
 //!   [`MAX_CURSOR_KEYS`]). Written to the cursor file (temp file, fsync, rename, fsync
-//!   of the directory) only after the sink's commit returned `Ok`. Docker's `since`
+//!   of the directory) only after the sink's commit returned `Ok`, by a writer of its
+//!   own so commits do not wait for the fsync (writes that fall behind coalesce into
+//!   the latest committed state; a crash between commit and write only means lines the
+//!   sink already holds are offered again, and it ignores them by key). Docker's `since`
 //!   counts whole seconds, so a follower asks from the second of its window's start and
 //!   skips what the cursor already covers: a restart neither loses nor repeats lines,
 //!   even lines of the same nanosecond, and even when stdout and stderr lines were
@@ -46,7 +49,7 @@ use decnet_runtime::logs::{ContainerAction, ContainerEvents};
 use decnet_store::Timestamp;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -465,15 +468,17 @@ async fn follow_loop(
     }
 }
 
-/// Commits batches and moves the committed cursors.
+/// Commits batches and moves the committed cursors; each move bumps `written`, which
+/// the persister turns into a file write.
 async fn batcher(
     shared: Arc<Shared>,
     sink: Arc<dyn EventSink>,
-    cursor_path: PathBuf,
     mut rx: mpsc::Receiver<Item>,
+    written: watch::Sender<u64>,
     shutdown: CancellationToken,
 ) {
     let opts = shared.options.clone();
+    let mut generation = 0_u64;
     while let Some(first) = rx.recv().await {
         let deadline = Instant::now() + opts.batch_window;
         let mut items = vec![first];
@@ -497,7 +502,7 @@ async fn batcher(
             shared.stats.lock().summary.left_uncommitted += left;
             return;
         }
-        let snapshot = {
+        {
             let mut committed = lock(&shared.committed);
             for ((container, ts), event) in marks.into_iter().zip(events) {
                 committed
@@ -505,12 +510,31 @@ async fn batcher(
                     .or_default()
                     .advance(ts, event.key);
             }
-            CursorFile {
+        }
+        generation += 1;
+        written.send_replace(generation);
+    }
+}
+
+/// Writes the committed cursors whenever they moved, one write at a time: writes that
+/// fall behind coalesce into the latest state (which only ever holds committed
+/// positions). Returns once the batcher is gone and the last state is written.
+async fn persister(shared: Arc<Shared>, cursor_path: PathBuf, mut written: watch::Receiver<u64>) {
+    let mut saved = 0_u64;
+    loop {
+        let more = written.changed().await.is_ok();
+        let current = *written.borrow_and_update();
+        if current != saved {
+            let snapshot = CursorFile {
                 version: CURSOR_VERSION,
-                containers: committed.clone(),
-            }
-        };
-        persist(&cursor_path, &snapshot).await;
+                containers: lock(&shared.committed).clone(),
+            };
+            persist(&cursor_path, &snapshot).await;
+            saved = current;
+        }
+        if !more {
+            return;
+        }
     }
 }
 
@@ -617,13 +641,14 @@ impl Collector {
     pub async fn run(self, shutdown: CancellationToken) -> CollectorSummary {
         let shared = self.shared;
         let (tx, rx) = mpsc::channel(shared.options.max_batch.max(1) * 4);
-        let batch_token = shutdown.clone();
+        let (written, watched) = watch::channel(0);
+        let persister = tokio::spawn(persister(shared.clone(), self.cursor_path, watched));
         let batcher = tokio::spawn(batcher(
             shared.clone(),
             self.sink,
-            self.cursor_path,
             rx,
-            batch_token,
+            written,
+            shutdown.clone(),
         ));
         let mut sup = Supervisor {
             shared: shared.clone(),
@@ -641,6 +666,9 @@ impl Collector {
         drop(sup);
         if let Err(e) = batcher.await {
             tracing::error!(error = %e, "Collector batcher task failed");
+        }
+        if let Err(e) = persister.await {
+            tracing::error!(error = %e, "Collector cursor writer task failed");
         }
         let mut st = shared.stats.lock();
         st.followed.clear();
