@@ -10,8 +10,8 @@
 //!
 //! Every error — connect, TLS, write, a garbled or out-of-range ack, a missing ack for
 //! [`ACK_TIMEOUT`], the peer closing, the spool — ends the session; the loop sleeps
-//! (1 s doubling to 30 s, reset by a successful handshake) and starts another. Only
-//! `shutdown` ends [`run`] (SW-36).
+//! (1 s doubling to 30 s, back to 1 s after a session that got an acknowledgement) and
+//! starts another. Only `shutdown` ends [`run`] (SW-36).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -113,12 +113,17 @@ pub async fn run(fwd: Forwarder, shutdown: impl Future<Output = ()>) {
     let mut backoff = fwd.backoff_min;
     let mut reader: Option<Arc<Mutex<SpoolReader>>> = None;
     loop {
-        let mut connected = false;
+        let mut progressed = false;
+        let started = tokio::time::Instant::now();
         let outcome = tokio::select! {
             () = &mut shutdown => return,
-            r = session(&fwd, &mut reader, &mut connected) => r,
+            r = session(&fwd, &mut reader, &mut progressed) => r,
         };
-        if connected {
+        // A session that got an acknowledgement, or stayed up longer than the longest
+        // delay, was a success: the next delay starts over. (A TLS 1.3 handshake
+        // completes on the client before the listener has looked at its certificate, so
+        // the handshake alone proves nothing.)
+        if progressed || started.elapsed() >= fwd.backoff_max {
             backoff = fwd.backoff_min;
         }
         if let Err(e) = outcome {
@@ -153,7 +158,7 @@ fn server_name(target: &str) -> rustls::pki_types::ServerName<'static> {
 async fn session(
     fwd: &Forwarder,
     reader_slot: &mut Option<Arc<Mutex<SpoolReader>>>,
-    connected: &mut bool,
+    progressed: &mut bool,
 ) -> std::result::Result<(), String> {
     let reader = match reader_slot {
         Some(r) => r.clone(),
@@ -180,7 +185,6 @@ async fn session(
     .await
     .map_err(|_| "TLS handshake timed out".to_owned())?
     .map_err(|e| format!("TLS handshake: {e}"))?;
-    *connected = true;
     tracing::info!(target_addr = %fwd.target, "Log forwarder connected");
     {
         let mut r = reader
@@ -209,6 +213,7 @@ async fn session(
         if let Some(n) = newest {
             acked = apply_ack(&reader, &mut inflight, acked, sent, n).await?;
             last_progress = tokio::time::Instant::now();
+            *progressed = true;
         }
         let room = WINDOW - inflight.len();
         let mut frames = Vec::new();
@@ -254,6 +259,7 @@ async fn session(
                 }
                 acked = apply_ack(&reader, &mut inflight, acked, sent, newest).await?;
                 last_progress = tokio::time::Instant::now();
+                *progressed = true;
             }
             () = tokio::time::sleep(wait) => {}
         }
@@ -339,5 +345,37 @@ async fn read_acks<R: tokio::io::AsyncRead + Unpin>(
             Ok(_) => {}
             Err(e) => return format!("read: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_target_is_the_controller_host_on_6514() {
+        for (url, want) in [
+            ("https://10.0.0.5:8771", Some("10.0.0.5:6514")),
+            ("https://master.lan:8771/", Some("master.lan:6514")),
+            ("https://master.lan", Some("master.lan:6514")),
+            ("https://[fd00::1]:8771", Some("[fd00::1]:6514")),
+            ("https://", None),
+            ("https://[]:1", None),
+        ] {
+            assert_eq!(default_target(url).as_deref(), want, "{url}");
+        }
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn server_names_accept_hosts_and_addresses() {
+        assert_eq!(
+            server_name("master.lan:6514"),
+            rustls::pki_types::ServerName::try_from("master.lan").unwrap()
+        );
+        assert!(matches!(
+            server_name("[fd00::1]:6514"),
+            rustls::pki_types::ServerName::IpAddress(_)
+        ));
     }
 }

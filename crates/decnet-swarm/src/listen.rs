@@ -121,6 +121,18 @@ pub async fn authorize(
     Ok(Ok(host))
 }
 
+/// An error with its sources, `: `-joined.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// What the listener needs.
 #[derive(Clone)]
 pub struct LogListener {
@@ -247,6 +259,23 @@ impl LogListener {
         }
     }
 
+    /// Commits `batch` in a task of its own: a connection dropped mid-commit (listener
+    /// shutdown, peer gone) never cancels a store transaction half-way, which on SQLite
+    /// can leave the database locked for every later writer.
+    async fn commit(
+        &self,
+        origin: &Origin,
+        batch: Vec<CollectedEvent>,
+    ) -> std::result::Result<(), String> {
+        let sink = self.sink.clone();
+        let origin = origin.clone();
+        tokio::spawn(async move { sink.commit(&origin, &batch).await })
+            .await
+            .map_err(|e| format!("commit task: {e}"))?
+            .map(|_| ())
+            .map_err(|e| format!("commit: {}", chain(&e)))
+    }
+
     /// Reads, commits and acknowledges frames until the peer closes or misbehaves;
     /// returns the number of frames committed.
     async fn session<S>(
@@ -310,12 +339,8 @@ impl LogListener {
                     }
                 }
                 let n = batch.len() as u64;
-                self.sink
-                    .commit(&origin, &batch)
-                    .await
-                    .map_err(|e| format!("commit: {e}"))?;
+                self.commit(&origin, std::mem::take(&mut batch)).await?;
                 committed += n;
-                batch.clear();
                 batch_bytes = 0;
                 batch_start = None;
                 ack.clear();
@@ -348,11 +373,9 @@ impl LogListener {
                     }
                     // Commit what arrived before the close; the ack may not reach the
                     // peer, which then sends these again (idempotent per key).
-                    self.sink
-                        .commit(&origin, &batch)
-                        .await
-                        .map_err(|e| format!("commit: {e}"))?;
-                    return Ok(committed + batch.len() as u64);
+                    let n = batch.len() as u64;
+                    self.commit(&origin, batch).await?;
+                    return Ok(committed + n);
                 }
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(format!("read: {e}")),

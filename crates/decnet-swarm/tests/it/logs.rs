@@ -22,8 +22,7 @@ async fn start_listener(
     ctrl: &Arc<decnet_swarm::master::Controller>,
     addr: std::net::SocketAddr,
 ) -> (tokio::task::JoinHandle<()>, std::net::SocketAddr) {
-    let sink = Arc::new(StoreSink(ctrl.repo.clone()));
-    let l = listener(ctrl, sink);
+    let l = listener(ctrl, ingester(ctrl));
     let tcp = TcpListener::bind(addr).await.unwrap();
     let addr = tcp.local_addr().unwrap();
     (tokio::spawn(l.run_on(tcp, std::future::pending())), addr)
@@ -43,6 +42,10 @@ async fn wait_rows(ctrl: &decnet_swarm::master::Controller, at_least: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_survives_listener_and_forwarder_crashes_exactly_once() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("decnet_swarm=info,decnet_fleet=info")
+        .with_test_writer()
+        .try_init();
     const N: u64 = 100_000;
     let dir = tempfile::tempdir().unwrap();
     let ctrl = controller(dir.path()).await;

@@ -1,15 +1,15 @@
-//! Log-forwarding fixtures shared by the tests and the benchmark: a controller identity over a SQLite store, worker identities with host rows, a store-backed sink, realistic events.
+//! Log-forwarding fixtures shared by the tests and the benchmark: a controller identity over a SQLite store, worker identities with host rows, the real ingester as sink, realistic events.
 #![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use decnet_core::HostUuid;
 use decnet_fleet::logs::spool::{Spool, SpoolOptions, envelope_encoder};
-use decnet_fleet::logs::{CollectedEvent, CommitOutcome, EventSink, Origin, SinkError};
-use decnet_store::{IngestEvent, LogOrigin, NewLog, NewSwarmHost, Repository, Timestamp};
+use decnet_fleet::logs::ingest::Ingester;
+use decnet_fleet::logs::{CollectedEvent, EventSink, Origin};
+use decnet_store::{NewSwarmHost, Timestamp};
 use decnet_swarm::forward::Forwarder;
 use decnet_swarm::listen::{LogListener, envelope_decoder};
 use decnet_swarm::master::{Controller, ControllerOptions};
@@ -99,77 +99,9 @@ pub fn listener(ctrl: &Controller, sink: Arc<dyn EventSink>) -> LogListener {
     LogListener::new(&ctrl.swarmctl, ctrl.repo.clone(), sink, envelope_decoder()).unwrap()
 }
 
-/// A sink inserting one `logs` row per event through `IngestRepo::ingest` (dedup key =
-/// the event key, `source_worker` = the origin's worker).
-pub struct StoreSink(pub Arc<dyn Repository>);
-
-pub fn to_ingest(origin: &Origin, e: &CollectedEvent) -> IngestEvent {
-    let parsed = decnet_wire::rfc5424::parse_line(&e.raw_line).ok();
-    let (event_type, severity, msg, attacker_ip, fields) = match &parsed {
-        Some(line) => {
-            let mut fields = serde_json::Map::new();
-            for (k, v) in line.relay_params() {
-                fields.insert(k.clone(), serde_json::Value::String(v.clone()));
-            }
-            (
-                line.msgid.clone(),
-                Some(line.pri % 8),
-                line.msg.clone(),
-                decnet_wire::rfc5424::attacker_addr(line)
-                    .map_or_else(|| "Unknown".to_owned(), |(ip, _)| ip.to_string()),
-                fields,
-            )
-        }
-        None => (
-            "unparsed".to_owned(),
-            None,
-            Some(e.raw_line.clone()),
-            "Unknown".to_owned(),
-            serde_json::Map::new(),
-        ),
-    };
-    let (source_worker, origin) = match origin {
-        Origin::Worker(w) => (Some(w.clone()), LogOrigin::Forwarded),
-        Origin::Local => (None, LogOrigin::Local),
-        Origin::Imported => (None, LogOrigin::Imported),
-    };
-    IngestEvent {
-        log: NewLog {
-            dedup_key: e.key.clone(),
-            timestamp: e.received,
-            decky: e.decky.clone(),
-            service: e.service.clone(),
-            event_type,
-            attacker_ip,
-            severity,
-            fields,
-            msg,
-            raw_line: e.raw_line.clone(),
-            source_worker,
-            trace_id: None,
-            span_id: None,
-            origin,
-        },
-        credential: None,
-    }
-}
-
-#[async_trait]
-impl EventSink for StoreSink {
-    async fn commit(
-        &self,
-        origin: &Origin,
-        batch: &[CollectedEvent],
-    ) -> Result<CommitOutcome, SinkError> {
-        let mut out = CommitOutcome::default();
-        for chunk in batch.chunks(decnet_store::limits::MAX_INGEST_BATCH) {
-            let events: Vec<IngestEvent> = chunk.iter().map(|e| to_ingest(origin, e)).collect();
-            let res = self.0.ingest(&events).await?;
-            out.inserted += res.inserted.len() as u64;
-            out.duplicates += res.duplicates;
-        }
-        Ok(out)
-    }
+/// The master's real sink (the ingester) over the controller's store, without a bus.
+pub fn ingester(ctrl: &Controller) -> Arc<dyn EventSink> {
+    Arc::new(Ingester::new(ctrl.repo.clone(), None))
 }
 
 /// Event `i`: a realistic honeypot line (an SSH login attempt) from decky `web-NN`.

@@ -13,6 +13,7 @@ use decnet_swarm::agent::backend::{AgentBackend, FakeBackend};
 use decnet_swarm::agent::relocalize::{FixedLan, LanDetector};
 use decnet_swarm::agent::runtime::RuntimeBackend;
 use decnet_swarm::agent::{self, AgentBundle, AgentOptions, enroll, reaper};
+use decnet_swarm::forward;
 use decnet_swarm::proto::DEFAULT_AGENT_PORT;
 
 use super::swarmctl::{runtime, seconds, shutdown_signal, swarm_err};
@@ -45,6 +46,13 @@ pub struct AgentArgs {
     /// deploy; default: the interface of the default route).
     #[arg(long, value_name = "IFACE")]
     pub interface: Option<String>,
+    /// Where the spooled decky events are shipped (the master's log listener; default:
+    /// the controller URL's host, port 6514).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "no_log_forward")]
+    pub log_forward: Option<String>,
+    /// Do not ship spooled events.
+    #[arg(long)]
+    pub no_log_forward: bool,
 }
 
 #[derive(Subcommand)]
@@ -245,10 +253,35 @@ pub fn run(ctx: &Ctx, args: &AgentArgs) -> Result<Status> {
         agent_version: decnet_swarm::AGENT_VERSION.to_owned(),
         reaper,
     };
+    let forwarder = if args.no_log_forward {
+        None
+    } else {
+        let target = match &args.log_forward {
+            Some(t) => t.clone(),
+            None => forward::default_target(&bundle.meta.controller_url).ok_or_else(|| {
+                invalid(format!(
+                    "no log forwarding target: the bundle's controller URL {:?} has no host; pass --log-forward HOST:PORT or --no-log-forward",
+                    bundle.meta.controller_url
+                ))
+            })?,
+        };
+        let spool_dir = ctx.settings.data_dir.join(decnet_fleet::logs::SPOOL_DIR);
+        Some(forward::Forwarder::for_bundle(&bundle, target, spool_dir))
+    };
     rt.block_on(async move {
-        agent::run(bundle, backend, detector, opts, shutdown_signal())
-            .await
-            .map_err(swarm_err)
+        let (stop_fwd, fwd_stopped) = tokio::sync::oneshot::channel::<()>();
+        let fwd = forwarder.map(|f| {
+            tracing::info!(target_addr = %f.target, spool = %f.spool_dir.display(), "Forwarding spooled logs");
+            tokio::spawn(forward::run(f, async {
+                let _ = fwd_stopped.await;
+            }))
+        });
+        let result = agent::run(bundle, backend, detector, opts, shutdown_signal()).await;
+        let _ = stop_fwd.send(());
+        if let Some(task) = fwd {
+            let _ = task.await;
+        }
+        result.map_err(swarm_err)
     })?;
     Ok(Status::Ok)
 }

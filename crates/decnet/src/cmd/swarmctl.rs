@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use decnet_fleet::logs::ingest::Ingester;
+use decnet_swarm::listen::{self, LogListener};
 use decnet_swarm::master::{self, Controller, ControllerOptions, DEFAULT_TOKEN_TTL};
 use decnet_swarm::proto::{DEFAULT_SWARMCTL_PORT, DEFAULT_WORKER_PORT};
 
+use super::reconcile::{close_bus, open_bus};
 use crate::context::Ctx;
 use crate::exit::{Status, invalid};
 
@@ -43,6 +46,21 @@ pub struct SwarmctlArgs {
     /// Lifetime of enrollment tokens, seconds.
     #[arg(long, default_value_t = DEFAULT_TOKEN_TTL.as_secs(), value_name = "SECONDS")]
     pub token_ttl: u64,
+    /// Log listener for workers' forwarded events (RFC 5425 over mTLS), or `off`.
+    #[arg(long, default_value = "0.0.0.0:6514", value_name = "ADDR|off")]
+    pub syslog_listen: String,
+}
+
+/// `--syslog-listen`: an address, or `None` for `off`.
+fn syslog_listen(value: &str) -> Result<Option<SocketAddr>> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| {
+        invalid(format!(
+            "--syslog-listen: expected IP:PORT or off, got {value:?}"
+        ))
+    })
 }
 
 /// A positive duration from seconds given on the command line.
@@ -113,15 +131,54 @@ pub fn run(ctx: &Ctx, args: &SwarmctlArgs) -> Result<Status> {
         ca_dir: ctx.settings.ca_dir.clone(),
         master_dir: ctx.settings.master_dir.clone(),
     };
+    let syslog = syslog_listen(&args.syslog_listen)?;
     let store = decnet_store::StoreConfig::from_host_config(&ctx.host, &ctx.settings)?;
     runtime()?.block_on(async move {
         let repo = decnet_store::open(&store)
             .await
             .context("open the database")?;
         let ctrl = Arc::new(Controller::new(repo, opts).map_err(swarm_err)?);
-        master::run(ctrl, shutdown_signal())
-            .await
-            .map_err(swarm_err)?;
+        // Workers' forwarded events go through the same ingester as local ones.
+        let (stop_logs, logs_stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut bus = None;
+        let logs = match syslog {
+            Some(addr) => {
+                bus = open_bus(ctx, "swarmctl-logs").await?;
+                let sink = Arc::new(Ingester::new(ctrl.repo.clone(), bus.clone()));
+                let listener = LogListener::new(
+                    &ctrl.swarmctl,
+                    ctrl.repo.clone(),
+                    sink,
+                    listen::envelope_decoder(),
+                )
+                .map_err(swarm_err)?;
+                // The control plane stays up without its log listener (workers keep
+                // spooling until it is back); the operator is told.
+                match tokio::net::TcpListener::bind(addr).await {
+                    Ok(tcp) => {
+                        tracing::info!(listen = %addr, "Log listener up");
+                        Some(tokio::spawn(listener.run_on(tcp, async {
+                            let _ = logs_stopped.await;
+                        })))
+                    }
+                    Err(e) => {
+                        tracing::error!(listen = %addr, error = %e, "Log listener not started: workers' events stay in their spools");
+                        eprintln!(
+                            "decnet: warning: cannot listen for worker logs on {addr}: {e} (see --syslog-listen)"
+                        );
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let result = master::run(ctrl, shutdown_signal()).await;
+        let _ = stop_logs.send(());
+        if let Some(task) = logs {
+            let _ = task.await;
+        }
+        close_bus(bus.as_ref()).await;
+        result.map_err(swarm_err)?;
         Ok(Status::Ok)
     })
 }
