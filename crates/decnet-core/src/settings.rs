@@ -31,6 +31,11 @@ pub struct Settings {
     pub artifacts_dir: PathBuf,
     /// Per-installation secret from which decky seeds are derived.
     pub instance_key: PathBuf,
+    /// The collector's cursors (`/var/lib/decnet/collector`), writable on its own.
+    pub collector_dir: PathBuf,
+    /// A worker's log spool (`/var/lib/decnet/spool`): the collector appends, the agent's
+    /// forwarder ships and trims it. Writable on its own.
+    pub spool_dir: PathBuf,
     /// Logs (`/var/log/decnet`).
     pub log_dir: PathBuf,
     /// Runtime directory (`/run/decnet`).
@@ -68,6 +73,8 @@ impl Settings {
             db_dir,
             artifacts_dir: data.join("artifacts"),
             instance_key: data.join("instance.key"),
+            collector_dir: data.join("collector"),
+            spool_dir: data.join("spool"),
             bus_socket: run.join("bus.sock"),
             home,
             etc_dir: etc,

@@ -19,8 +19,9 @@ use async_trait::async_trait;
 use decnet_store::Timestamp;
 use sha2::{Digest, Sha256};
 
-/// The worker's spool directory under the data directory (`<data_dir>/spool`): written
-/// by `decnet collect`, read by the agent's forwarder.
+/// The worker's spool directory name under the data directory (`<data_dir>/spool`,
+/// `decnet_core::Settings::spool_dir`): written by `decnet collect`, read by the agent's
+/// forwarder.
 pub const SPOOL_DIR: &str = "spool";
 
 /// Longest raw line a collector hands on (bytes); longer lines are cut at a character

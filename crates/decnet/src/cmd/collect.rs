@@ -140,8 +140,11 @@ pub fn run(ctx: &Ctx, args: &CollectArgs) -> Result<Status> {
              worker's events are sent to the SIEM once they are stored",
         ));
     }
-    let cursor_path = ctx.settings.data_dir.join(collector::CURSOR_FILE);
-    let spool_dir = ctx.settings.data_dir.join(decnet_fleet::logs::SPOOL_DIR);
+    let cursor_path = ctx.settings.collector_dir.join(collector::CURSOR_FILE);
+    let spool_dir = ctx.settings.spool_dir.clone();
+    for dir in [&ctx.settings.collector_dir, &spool_dir] {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
     let socket = docker_socket()?;
     let store_config = (!worker)
         .then(|| StoreConfig::from_host_config(&ctx.host, &ctx.settings))
