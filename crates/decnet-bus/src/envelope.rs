@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -144,9 +145,9 @@ impl Envelope {
             v: ENVELOPE_VERSION,
             id: wire.id().map_or_else(new_event_id, |id| id.to_string()),
             rts: wire.rts()?,
+            ts: wire.ts().unwrap_or(now),
             topic,
             event_type: wire.event_type.map(Cow::into_owned).unwrap_or_default(),
-            ts: wire.ts.unwrap_or(now),
             payload,
         })
     }
@@ -262,8 +263,8 @@ impl<'a> Plain<'a> {
         Some(())
     }
 
-    /// ASCII text without escapes or control characters, up to its closing quote.
-    fn string(&mut self) -> Option<&'a str> {
+    /// ASCII text without escapes or control characters, up to its closing quote: its range.
+    fn string(&mut self) -> Option<Range<usize>> {
         let start = self.at;
         let rest = self.bytes.get(start..)?;
         let len = json::special_byte::<true>(rest)?;
@@ -271,11 +272,11 @@ impl<'a> Plain<'a> {
             return None;
         }
         self.at = start + len + 1;
-        std::str::from_utf8(&rest[..len]).ok()
+        Some(start..start + len)
     }
 
-    /// A number token in the JSON grammar, as text.
-    fn number(&mut self) -> Option<&'a str> {
+    /// A number token in the JSON grammar: its range.
+    fn number(&mut self) -> Option<Range<usize>> {
         let bytes = self.bytes;
         let digits = |mut i: usize| {
             while bytes.get(i).is_some_and(u8::is_ascii_digit) {
@@ -312,7 +313,7 @@ impl<'a> Plain<'a> {
             i = end;
         }
         self.at = i;
-        std::str::from_utf8(bytes.get(start..i)?).ok()
+        Some(start..i)
     }
 
     /// One JSON object, checked completely.
@@ -332,13 +333,16 @@ impl<'a> Plain<'a> {
         p.literal(r#","type":""#)?;
         let event_type = p.string()?;
         p.literal(r#","ts":"#)?;
-        let ts = number(p.number()?).ok()?;
+        let ts = p.number()?;
         p.literal(r#","payload":"#)?;
+        // Everything up to here is ASCII: one UTF-8 pass (a fast one) gives all the texts.
+        let head = std::str::from_utf8(bytes.get(..p.at)?).ok()?;
         let payload = p.object()?;
         let mut seen = PUBLISHED_FIELDS;
         let rts = if p.literal(r#","rts":"#).is_some() {
             seen |= Field::Rts.bit();
-            Some(p.number()?)
+            let rts = p.number()?;
+            Some(std::str::from_utf8(bytes.get(rts)?).ok()?)
         } else {
             None
         };
@@ -346,18 +350,29 @@ impl<'a> Plain<'a> {
         if p.at != bytes.len() {
             return None;
         }
+        let ts = head.get(ts)?;
+        if !surely_finite(ts) {
+            number(ts).ok()?;
+        }
         Some(WireEnvelope {
             v: Some(ENVELOPE_VERSION),
-            id: Some(Cow::Borrowed(id)),
-            topic: Some(Cow::Borrowed(topic)),
-            event_type: Some(Cow::Borrowed(event_type)),
-            ts: Some(ts),
+            id: Some(Cow::Borrowed(head.get(id)?)),
+            topic: Some(Cow::Borrowed(head.get(topic)?)),
+            event_type: Some(Cow::Borrowed(head.get(event_type)?)),
+            ts: None,
+            ts_text: Some(ts),
             payload: Some(payload),
             rts,
             seen,
             repeated: false,
         })
     }
+}
+
+/// True for the text of a JSON number that is certainly finite as an `f64` without parsing
+/// it: no exponent and at most 300 characters (below 10^301).
+fn surely_finite(text: &str) -> bool {
+    text.len() <= 300 && !text.bytes().any(|b| b == b'e' || b == b'E')
 }
 
 /// The fields of a received body, borrowed from it; unknown fields are skipped (but
@@ -370,6 +385,9 @@ struct WireEnvelope<'a> {
     topic: Option<Cow<'a, str>>,
     event_type: Option<Cow<'a, str>>,
     ts: Option<f64>,
+    /// The plain reader's `ts`, checked to be a finite number but not yet converted (the
+    /// broker forwards it as it is); see [`WireEnvelope::ts`].
+    ts_text: Option<&'a str>,
     payload: Option<&'a [u8]>,
     /// The JSON text of a receive time set by an earlier broker (read as a number by a
     /// client only).
@@ -473,6 +491,12 @@ impl<'a> WireEnvelope<'a> {
         Ok(())
     }
 
+    /// The publish time.
+    fn ts(&self) -> Option<f64> {
+        self.ts
+            .or_else(|| self.ts_text.and_then(|t| number(t).ok()))
+    }
+
     /// The publisher's id, when it gave a usable one (an empty id is as good as none).
     fn id(&self) -> Option<&Cow<'a, str>> {
         self.id.as_ref().filter(|i| !i.is_empty())
@@ -499,7 +523,7 @@ impl<'a> WireEnvelope<'a> {
             && self.id().is_some()
             && self.topic.as_deref() == Some(topic.as_str())
             && self.event_type.is_some()
-            && self.ts.is_some()
+            && (self.ts.is_some() || self.ts_text.is_some())
             && self.payload.is_some()
     }
 }
@@ -571,7 +595,7 @@ pub(crate) fn restamp_at(
     out.extend_from_slice(b",\"type\":");
     write_str(out, wire.event_type.as_deref().unwrap_or(""));
     out.extend_from_slice(b",\"ts\":");
-    write_value(out, &wire.ts.unwrap_or(now.value));
+    write_value(out, &wire.ts().unwrap_or(now.value));
     out.extend_from_slice(b",\"payload\":");
     out.extend_from_slice(wire.payload.unwrap_or(b"{}"));
     out.extend_from_slice(b",\"rts\":");
@@ -799,7 +823,7 @@ mod tests {
             w.id.as_deref().map(str::to_owned),
             w.topic.as_deref().map(str::to_owned),
             w.event_type.as_deref().map(str::to_owned),
-            w.ts.map(f64::to_bits),
+            w.ts().map(f64::to_bits),
             w.payload.map(|p| String::from_utf8(p.to_vec()).unwrap()),
             w.rts.map(str::to_owned),
             w.seen,

@@ -187,11 +187,18 @@ fn parse_header(line: &[u8]) -> Result<(Verb, &str), FrameError> {
     if line.is_empty() {
         return Err(FrameError::EmptyHeader);
     }
-    if let Some(&c) = line.iter().find(|&&b| b < 0x20 || b == 0x7f) {
-        return Err(FrameError::HeaderControl(c));
+    let mut ascii = true;
+    for &b in line {
+        if b < 0x20 || b == 0x7f {
+            return Err(FrameError::HeaderControl(b));
+        }
+        ascii &= b.is_ascii();
     }
     let text = std::str::from_utf8(line).map_err(|_| FrameError::HeaderNotUtf8)?;
     let (verb_text, args) = match text.split_once(' ') {
+        // With control characters refused, the only ASCII whitespace left is the space:
+        // trimming spaces is `trim` then, without decoding characters.
+        Some((v, a)) if ascii => (v, a.trim_matches(' ')),
         Some((v, a)) => (v, a.trim()),
         None => (text, ""),
     };
@@ -717,6 +724,16 @@ mod tests {
                 Err(_) => {}
             }
             let _ = check_eof(&bytes);
+        }
+
+        #[test]
+        fn header_args_are_trimmed_of_unicode_whitespace(
+            args in "[ a.\u{a0}\u{3000}\u{2028}\u{85}é]{0,12}",
+        ) {
+            let line = format!("PUB {args}");
+            let (verb, got) = parse_header(line.as_bytes()).unwrap();
+            prop_assert_eq!(verb, Verb::Pub);
+            prop_assert_eq!(got, args.trim());
         }
 
         #[test]
