@@ -111,11 +111,19 @@ pub fn parse_docker_ts(text: &str) -> Option<i128> {
 
 /// Cuts `text` so it fits in [`MAX_LOG_LINE`] bytes with the marker (at a character
 /// boundary); returns whether it was cut.
-pub fn cut_line(mut text: String) -> (String, bool) {
-    if text.len() <= MAX_LOG_LINE {
+pub fn cut_line(text: String) -> (String, bool) {
+    cut_to(text, MAX_LOG_LINE)
+}
+
+/// Cuts `text` so it fits in `max` bytes (at least 1 KiB) with the marker, at a
+/// character boundary; returns whether it was cut. A line already cut and marked is cut
+/// again with one marker.
+pub fn cut_to(mut text: String, max: usize) -> (String, bool) {
+    let max = max.max(1024);
+    if text.len() <= max {
         return (text, false);
     }
-    let mut end = MAX_LOG_LINE - TRUNCATED_MARK.len();
+    let mut end = max - TRUNCATED_MARK.len();
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -323,6 +331,16 @@ mod tests {
         let line = a.pop().unwrap();
         assert!(!line.truncated);
         assert_eq!(line.line, exact);
+    }
+
+    #[test]
+    fn cutting_again_keeps_one_marker() {
+        let (once, _) = cut_line("w".repeat(MAX_LOG_LINE * 2));
+        let (twice, cut) = cut_to(once, 4096);
+        assert!(cut);
+        assert_eq!(twice.len(), 4096);
+        assert_eq!(twice.matches(TRUNCATED_MARK).count(), 1);
+        assert!(twice.ends_with(TRUNCATED_MARK));
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //!   healthy, and the one line they do print — why `decnet-decky hold` failed, on
 //!   stderr — is worth keeping (SV-7). Containers without a `decnet.decky` label are
 //!   skipped.
+//! - **Long lines** are cut (and marked) at [`MAX_COLLECTED_LINE`], so that a worker's
+//!   forwarding envelope always fits around them: cut, never dropped.
 //! - **Batches.** Up to [`CollectorOptions::max_batch`] events or
 //!   [`CollectorOptions::batch_window`] after the first, committed with [`Origin::Local`].
 //!   A failed commit (spool full, database down, anything) is retried with backoff,
@@ -45,8 +47,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use decnet_runtime::engine::{Engine, ObservedContainer};
-use decnet_runtime::logs::{ContainerAction, ContainerEvents};
+use decnet_runtime::logs::{ContainerAction, ContainerEvents, cut_to};
 use decnet_store::Timestamp;
+use decnet_wire::rfc5424;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
@@ -68,6 +71,10 @@ pub const MAX_CURSOR_KEYS: usize = 256;
 pub const MAX_CURSOR_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest number of containers in a cursor file.
 pub const MAX_CURSOR_CONTAINERS: usize = 65_536;
+/// Longest line handed on, marker included: a worker wraps every line in the
+/// forwarding envelope, and the wrapped line must still fit in one RFC 5424 line, so
+/// longer lines are cut here (and marked) rather than refused further down.
+pub const MAX_COLLECTED_LINE: usize = rfc5424::MAX_LINE - rfc5424::MAX_ENVELOPE_OVERHEAD;
 /// Default cap on followed containers.
 pub const DEFAULT_MAX_CONTAINERS: usize = 1024;
 /// Default batch size.
@@ -420,7 +427,8 @@ async fn follow_loop(
                 }
                 None => break,
             };
-            let key = CollectedEvent::container_key(&target.id, line.ts_nanos, &line.line);
+            let (text, _) = cut_to(line.line, MAX_COLLECTED_LINE);
+            let key = CollectedEvent::container_key(&target.id, line.ts_nanos, &text);
             if !cursor.admits(line.ts_nanos, &key) {
                 continue;
             }
@@ -433,7 +441,7 @@ async fn follow_loop(
                     decky: target.decky.clone(),
                     service: target.service.clone(),
                     received: Timestamp::from_unix_micros(micros),
-                    raw_line: line.line,
+                    raw_line: text,
                 },
             };
             tokio::select! {
@@ -1121,6 +1129,39 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         run.stop().await;
         assert_eq!(third.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_cut_to_fit_the_forwarding_envelope() {
+        let engine = Arc::new(FakeEngine::new());
+        let id = engine.insert_container("a-http", managed("a", "http"), true);
+        let long = "<13>1 - a http - request - ".to_owned() + &"é".repeat(40_000);
+        engine.push_log(&id, LogStream::Stdout, &long);
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(MemSink::default());
+        let run = start(&engine, &sink, &dir.path().join(CURSOR_FILE), options());
+        settle(&sink, 1).await;
+        run.stop().await;
+        let got = lock(&sink.events)[0].clone();
+        assert!(got.raw_line.len() <= MAX_COLLECTED_LINE);
+        assert!(got.raw_line.len() > MAX_COLLECTED_LINE - 4);
+        assert!(got.raw_line.ends_with(decnet_runtime::logs::TRUNCATED_MARK));
+        assert!(
+            long.starts_with(
+                got.raw_line
+                    .trim_end_matches(decnet_runtime::logs::TRUNCATED_MARK)
+            )
+        );
+        // The wrapped line fits in one RFC 5424 line and unwraps to the same text.
+        let env = rfc5424::Envelope {
+            key: got.key.clone(),
+            decky: got.decky.clone(),
+            service: got.service.clone(),
+            received_micros: got.received.as_unix_micros(),
+        };
+        let wrapped = rfc5424::wrap(&env, &got.raw_line);
+        assert!(wrapped.len() <= rfc5424::MAX_LINE);
+        assert_eq!(rfc5424::unwrap(&wrapped).unwrap().1, got.raw_line);
     }
 
     #[tokio::test]
