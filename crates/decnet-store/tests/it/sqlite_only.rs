@@ -88,3 +88,98 @@ async fn wrong_backend_config_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("postgres configuration"), "{err}");
 }
+
+/// A database created before the `origin` column (only migration 0001 applied, rows
+/// written) upgrades in place: its rows read back as `local`, the dropped indexes are
+/// gone, and new rows keep their origin.
+#[tokio::test]
+async fn upgrade_from_the_first_schema_keeps_rows_as_local() -> anyhow::Result<()> {
+    use decnet_store::{IngestEvent, IngestRepo, LogOrigin, LogQuery, LogRepo, NewLog, Order};
+
+    let dir = tempfile::tempdir()?;
+    let first = dir.path().join("first");
+    std::fs::create_dir(&first)?;
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/migrations/sqlite/0001_initial.sql"
+        ),
+        first.join("0001_initial.sql"),
+    )?;
+    let path = dir.path().join("decnet.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let mut conn = SqliteConnection::connect(&url).await?;
+    sqlx::migrate::Migrator::new(first.as_path())
+        .await?
+        .run(&mut conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO logs (dedup_key, timestamp, decky, service, event_type, attacker_ip, \
+         fields, raw_line) VALUES ('old', 1, 'web-01', 'ssh', 'login', '1.2.3.4', '{}', 'x')",
+    )
+    .execute(&mut conn)
+    .await?;
+    conn.close().await?;
+
+    let store = SqliteStore::open_path(&path).await?;
+    let log = NewLog {
+        dedup_key: "new".into(),
+        timestamp: Timestamp::from_unix_micros(2),
+        decky: "web-01".into(),
+        service: "ssh".into(),
+        event_type: "login".into(),
+        attacker_ip: "1.2.3.4".into(),
+        severity: None,
+        fields: Default::default(),
+        msg: None,
+        raw_line: "y".into(),
+        source_worker: None,
+        trace_id: None,
+        span_id: None,
+        origin: LogOrigin::Imported,
+    };
+    store
+        .ingest(&[IngestEvent {
+            log,
+            credential: None,
+        }])
+        .await?;
+    let rows = store
+        .query_logs(&LogQuery {
+            order: Order::OldestFirst,
+            limit: 10,
+            ..Default::default()
+        })
+        .await?;
+    let got: Vec<(&str, LogOrigin)> = rows
+        .iter()
+        .map(|r| (r.dedup_key.as_str(), r.origin))
+        .collect();
+    assert_eq!(
+        got,
+        [("old", LogOrigin::Local), ("new", LogOrigin::Imported)]
+    );
+    store.close().await;
+
+    let mut conn = SqliteConnection::connect(&url).await?;
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'logs' \
+         AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    assert_eq!(
+        indexes,
+        ["logs_attacker_ip", "logs_decky", "logs_timestamp"]
+    );
+    // The column refuses values outside the enum.
+    let bad = sqlx::query(
+        "INSERT INTO logs (dedup_key, timestamp, decky, service, event_type, attacker_ip, \
+         fields, raw_line, origin) VALUES ('bad', 1, 'd', 's', 'e', 'i', '{}', 'x', 'elsewhere')",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(bad.is_err(), "the CHECK constraint holds");
+    conn.close().await?;
+    Ok(())
+}
