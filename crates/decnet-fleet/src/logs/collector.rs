@@ -298,8 +298,8 @@ fn load_cursors(path: &Path) -> Result<BTreeMap<String, Cursor>, CollectorError>
     Ok(containers)
 }
 
-/// Writes `text` to `path` atomically: a temporary file next to it, fsync, rename,
-/// fsync of the directory.
+/// Writes `text` to `path` atomically (creating its directory when missing): a
+/// temporary file next to it, fsync, rename, fsync of the directory.
 fn write_atomic(path: &Path, text: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let dir = path
@@ -309,6 +309,7 @@ fn write_atomic(path: &Path, text: &[u8]) -> std::io::Result<()> {
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
+    std::fs::create_dir_all(dir)?;
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(text)?;
@@ -1317,7 +1318,9 @@ mod tests {
     #[test]
     fn cursor_files_are_checked() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(CURSOR_FILE);
+        let path = dir.path().join("collector").join(CURSOR_FILE);
+        assert!(load_cursors(&path).unwrap().is_empty());
+        write_atomic(&path, b"{\"version\":1,\"containers\":{}}").unwrap();
         assert!(load_cursors(&path).unwrap().is_empty());
         std::fs::write(&path, b"{\"version\":9,\"containers\":{}}").unwrap();
         assert!(matches!(
@@ -1335,6 +1338,11 @@ mod tests {
         file.containers.insert("c1".into(), c.clone());
         write_atomic(&path, &serde_json::to_vec(&file).unwrap()).unwrap();
         assert_eq!(load_cursors(&path).unwrap()["c1"], c);
-        assert!(!dir.path().join(format!("{CURSOR_FILE}.tmp")).exists());
+        assert!(
+            !dir.path()
+                .join("collector")
+                .join(format!("{CURSOR_FILE}.tmp"))
+                .exists()
+        );
     }
 }
