@@ -863,6 +863,10 @@ fn directories(vars: &Vars) -> Vec<(PathBuf, u32, Owner)> {
     dirs.extend([
         (vars.data_dir.clone(), 0o750, Owner::User),
         (vars.db_dir.clone(), 0o750, Owner::User),
+        // Each writable on its own inside a read-only data_dir, so they exist before the
+        // units that carve them out start (a missing ReadWritePaths= entry fails a unit).
+        (vars.collector_dir.clone(), 0o750, Owner::User),
+        (vars.spool_dir.clone(), 0o750, Owner::User),
         (vars.log_dir.clone(), 0o750, Owner::User),
         (vars.etc_dir.clone(), 0o755, Owner::RootGroup),
     ]);

@@ -11,7 +11,8 @@
 //! `decnet-?*.{service,socket,timer,path}` regular files or links to one), except
 //! [`REAPER_UNIT`] itself. What it removes: containers and networks labelled
 //! `decnet.managed` (a backstop: the agent purges them first), `/opt/decnet*`, the
-//! contents of `/var/lib/decnet`, `/usr/local/bin/decnet*`, `/etc/decnet`, the DECNET unit
+//! contents of `/var/lib/decnet` (state, database, a worker's log spool, the collector's
+//! cursors), `/usr/local/bin/decnet*`, `/etc/decnet`, the DECNET unit
 //! files and drop-ins, and the polkit and tmpfiles entries `decnet init` installed (named
 //! by the registry). What it keeps: `/var/log/decnet` (nothing under `/var/log` is named),
 //! the logrotate entry that bounds those logs, and the `/var/lib/decnet` directory itself.
@@ -265,6 +266,9 @@ mod tests {
             "var/lib/decnet/decnet-state.json",
             "var/lib/decnet/.hidden",
             "var/lib/decnet/db/decnet.db",
+            "var/lib/decnet/spool/00000000000000000001.seg",
+            "var/lib/decnet/spool/forwarder.offset",
+            "var/lib/decnet/collector/collector-cursors.json",
             "var/lib/otherapp/keep",
             "var/log/decnet/decnet.agent.log",
             "var/log/syslog",
@@ -282,6 +286,7 @@ mod tests {
             "etc/logrotate.d/decnet",
             "etc/systemd/system/decnet-agent.service",
             "etc/systemd/system/decnet-reconciler.service",
+            "etc/systemd/system/decnet-collector.service",
             "etc/systemd/system/decnet-reaper.service",
             "etc/systemd/system/decnet-backup.timer",
             "etc/systemd/system/decnet.target",
@@ -307,12 +312,15 @@ mod tests {
             "var/lib/decnet/decnet-state.json",
             "var/lib/decnet/.hidden",
             "var/lib/decnet/db",
+            "var/lib/decnet/spool",
+            "var/lib/decnet/collector",
             "usr/local/bin/decnet",
             "usr/local/bin/decnet-decky",
             "etc/decnet",
             "etc/polkit-1/rules.d/50-decnet-reaper.rules",
             "etc/tmpfiles.d/decnet.conf",
             "etc/systemd/system/decnet-agent.service",
+            "etc/systemd/system/decnet-collector.service",
             "etc/systemd/system/decnet-reaper.service",
             "etc/systemd/system/decnet-agent.service.d",
             "etc/systemd/system/decnet.target",
@@ -345,6 +353,7 @@ mod tests {
         for unit in [
             "decnet-agent.service",
             "decnet-reconciler.service",
+            "decnet-collector.service",
             "decnet-backup.timer",
             "decnet.target",
         ] {

@@ -346,7 +346,7 @@ mod tests {
             0,
             "generated, not a template"
         );
-        assert!(kinds(|k| matches!(k, Kind::Unit(_))) >= 5);
+        assert!(kinds(|k| matches!(k, Kind::Unit(_))) >= 6);
     }
 
     #[test]
@@ -362,6 +362,10 @@ mod tests {
         assert_eq!(sides("decnet-bus.service"), [Mode::Master, Mode::Agent]);
         assert_eq!(
             sides("decnet-reconciler.service"),
+            [Mode::Master, Mode::Agent]
+        );
+        assert_eq!(
+            sides("decnet-collector.service"),
             [Mode::Master, Mode::Agent]
         );
         assert_eq!(sides("decnet-swarmctl.service"), [Mode::Master]);

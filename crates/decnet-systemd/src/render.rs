@@ -35,6 +35,12 @@ pub struct Vars {
     pub data_dir: PathBuf,
     /// Database directory, writable inside a read-only `data_dir` (`/var/lib/decnet/db`).
     pub db_dir: PathBuf,
+    /// A worker's log spool, writable inside a read-only `data_dir`: the collector
+    /// appends, the agent's forwarder ships and trims (`/var/lib/decnet/spool`).
+    pub spool_dir: PathBuf,
+    /// The collector's cursors, writable inside a read-only `data_dir`
+    /// (`/var/lib/decnet/collector`).
+    pub collector_dir: PathBuf,
     /// Logs (`/var/log/decnet`).
     pub log_dir: PathBuf,
     /// Runtime directory (`/run/decnet`).
@@ -140,6 +146,8 @@ impl Vars {
             install_dir,
             data_dir: check_path("data directory", &settings.data_dir)?,
             db_dir: check_path("database directory", &settings.db_dir)?,
+            spool_dir: check_path("spool directory", &settings.spool_dir)?,
+            collector_dir: check_path("collector directory", &settings.collector_dir)?,
             log_dir: check_path("log directory", &settings.log_dir)?,
             run_dir: check_path("runtime directory", &settings.run_dir)?,
             etc_dir: check_path("configuration directory", &settings.etc_dir)?,
@@ -353,6 +361,7 @@ mod tests {
         let (master, agent) = (names(Mode::Master), names(Mode::Agent));
         for both in [
             "decnet-bus.service",
+            "decnet-collector.service",
             "decnet-reconciler.service",
             "decnet.target",
         ] {

@@ -93,6 +93,8 @@ fn prefix_init_is_idempotent_and_deinit_restores_the_root() {
         for (dir, want) in [
             ("/var/lib/decnet", 0o750),
             ("/var/lib/decnet/db", 0o750),
+            ("/var/lib/decnet/spool", 0o750),
+            ("/var/lib/decnet/collector", 0o750),
             ("/var/log/decnet", 0o750),
             ("/etc/decnet", 0o755),
             ("/opt/decnet", 0o755),
@@ -174,6 +176,13 @@ fn deinit_keeps_logs_data_and_an_edited_config_unless_purge() {
     run_init(&init_opts(r, Mode::Master, &exe), None);
     std::fs::write(at(r, "/var/log/decnet/decnet.bus.log"), "listening\n").unwrap();
     std::fs::write(at(r, "/var/lib/decnet/db/decnet.db"), "rows").unwrap();
+    std::fs::write(
+        at(r, "/var/lib/decnet/spool/00000000000000000000.seg"),
+        "frames",
+    )
+    .unwrap();
+    // The collector never wrote cursors: its directory is empty, an artifact of init.
+    assert!(at(r, "/var/lib/decnet/collector").is_dir());
     let ini = at(r, "/etc/decnet/decnet.ini");
     let edited = format!(
         "{}\n[api]\nport = 9000\n",
@@ -193,7 +202,17 @@ fn deinit_keeps_logs_data_and_an_edited_config_unless_purge() {
     );
     assert_eq!(std::fs::read_to_string(&ini).unwrap(), edited);
     assert!(at(r, "/var/lib/decnet/db/decnet.db").exists());
+    assert_eq!(
+        std::fs::read_to_string(at(r, "/var/lib/decnet/spool/00000000000000000000.seg")).unwrap(),
+        "frames",
+        "unshipped events are data: kept"
+    );
+    assert!(
+        !at(r, "/var/lib/decnet/collector").exists(),
+        "empty: removed"
+    );
     assert!(!at(r, "/etc/systemd/system/decnet-bus.service").exists());
+    assert!(!at(r, "/etc/systemd/system/decnet-collector.service").exists());
     assert!(!at(r, "/etc/systemd/system/decnet.target").exists());
     assert!(!at(r, "/etc/tmpfiles.d/decnet.conf").exists());
     assert!(!at(r, "/opt/decnet").exists());

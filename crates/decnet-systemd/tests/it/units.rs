@@ -147,19 +147,21 @@ fn decnet_target_wants_every_unit_of_its_side() {
         .map(|u| u.meta.name)
         .collect();
     assert!(master.contains(&"decnet-reconciler.service".to_owned()));
+    assert!(master.contains(&"decnet-collector.service".to_owned()));
     let agent: Vec<String> = units(Mode::Agent, &v)
         .into_iter()
         .map(|u| u.meta.name)
         .collect();
     assert!(agent.contains(&"decnet-agent.service".to_owned()));
     assert!(agent.contains(&"decnet-reconciler.service".to_owned()));
+    assert!(agent.contains(&"decnet-collector.service".to_owned()));
 }
 
 #[test]
 fn no_unit_lacks_the_hardening_set() {
     let v = vars();
     let all = daemons();
-    assert!(all.len() >= 4);
+    assert!(all.len() >= 5);
     for (name, unit) in all {
         let f = &unit.file;
         for (key, want) in HARDENING {
@@ -270,9 +272,78 @@ fn the_reconciler_reads_state_writes_only_its_database_and_has_no_network() {
             .contains(&"docker");
         assert_eq!(
             docker,
-            name == "decnet-reconciler.service" || name == "decnet-agent.service",
+            matches!(
+                name.as_str(),
+                "decnet-reconciler.service" | "decnet-collector.service" | "decnet-agent.service"
+            ),
             "{name}"
         );
+    }
+}
+
+#[test]
+fn the_collector_writes_only_database_spool_and_cursors_and_has_no_network() {
+    let v = vars();
+    let units = daemons();
+    let f = &units["decnet-collector.service"].file;
+    assert_eq!(
+        f.get("Service", "ExecStart"),
+        Some("/opt/decnet/bin/decnet collect")
+    );
+    assert_eq!(f.list("Service", "SupplementaryGroups"), ["docker"]);
+    for dep in ["docker.service", "decnet-bus.service"] {
+        assert!(f.list("Unit", "Wants").contains(&dep), "{dep}");
+        assert!(f.list("Unit", "After").contains(&dep), "{dep}");
+    }
+    // The state file and the rest of the data directory are read-only; the three
+    // directories it writes are each carved out, and init creates every one of them.
+    assert_eq!(
+        f.list("Service", "ReadOnlyPaths"),
+        [v.data_dir.to_str().unwrap()]
+    );
+    let rw = f.list("Service", "ReadWritePaths");
+    assert_eq!(
+        rw,
+        [
+            "/var/lib/decnet/db",
+            "/var/lib/decnet/spool",
+            "/var/lib/decnet/collector"
+        ]
+    );
+    assert_eq!(
+        rw,
+        [&v.db_dir, &v.spool_dir, &v.collector_dir].map(|p| p.to_str().unwrap())
+    );
+    assert!(!rw.contains(&v.data_dir.to_str().unwrap()));
+    // Docker access without any network (FL-17), like the reconciler.
+    assert_eq!(f.list("Service", "RestrictAddressFamilies"), ["AF_UNIX"]);
+    assert_eq!(f.get("Service", "PrivateNetwork"), Some("yes"));
+    assert_eq!(f.get("Service", "IPAddressDeny"), Some("any"));
+    assert_eq!(f.get("Service", "IPAddressAllow"), None);
+    assert_eq!(f.get("Service", "ProcSubset"), Some("pid"));
+}
+
+#[test]
+fn the_agent_can_forward_the_spool_over_tcp() {
+    let v = vars();
+    let units = daemons();
+    let f = &units["decnet-agent.service"].file;
+    // The forwarder deletes shipped segments and renames its offset file into the spool.
+    let rw = f.list("Service", "ReadWritePaths");
+    assert!(rw.contains(&v.spool_dir.to_str().unwrap()), "{rw:?}");
+    assert!(rw.contains(&v.data_dir.to_str().unwrap()), "{rw:?}");
+    assert!(f.list("Service", "ReadOnlyPaths").is_empty());
+    // TCP to the master's listener (any address, port 6514 by default): nothing pins
+    // addresses or denies IP, and no network namespace of its own.
+    let families = f.list("Service", "RestrictAddressFamilies");
+    assert!(families.contains(&"AF_INET") && families.contains(&"AF_INET6"));
+    for key in [
+        "IPAddressDeny",
+        "IPAddressAllow",
+        "PrivateNetwork",
+        "SocketBindDeny",
+    ] {
+        assert_eq!(f.get("Service", key), None, "{key}");
     }
 }
 
@@ -295,6 +366,7 @@ fn command_lines_and_types() {
     );
     for name in [
         "decnet-reconciler.service",
+        "decnet-collector.service",
         "decnet-agent.service",
         "decnet-swarmctl.service",
     ] {
@@ -346,6 +418,30 @@ fn user_group_and_paths_come_from_the_variables() {
         Some("/usr/local/decnet/bin/decnet bus --socket /srv/dn/run/bus.sock --group ops")
     );
     assert_eq!(bus.file.list("Service", "ReadWritePaths"), ["/srv/dn/run"]);
+    let collector = units(Mode::Agent, &v)
+        .into_iter()
+        .find(|u| u.meta.name == "decnet-collector.service")
+        .unwrap();
+    assert_eq!(
+        collector.file.list("Service", "ReadWritePaths"),
+        [
+            "/srv/dn/lib/db",
+            "/srv/dn/lib/spool",
+            "/srv/dn/lib/collector"
+        ]
+    );
+    assert_eq!(
+        collector.file.get("Service", "StandardOutput"),
+        Some("append:/srv/dn/log/decnet.collector.log")
+    );
+    let agent = units(Mode::Agent, &v)
+        .into_iter()
+        .find(|u| u.meta.name == "decnet-agent.service")
+        .unwrap();
+    assert_eq!(
+        agent.file.list("Service", "ReadWritePaths"),
+        ["/srv/dn/lib", "/srv/dn/lib/spool"]
+    );
     let reaper = units(Mode::Agent, &v)
         .into_iter()
         .find(|u| u.meta.name == "decnet-reaper.service")

@@ -167,11 +167,14 @@ fn dry_run_json_lists_every_action_and_writes_nothing() {
         .collect();
     for action in [
         "file /etc/systemd/system/decnet-agent.service",
+        "file /etc/systemd/system/decnet-collector.service",
         "file /etc/systemd/system/decnet.target",
         "file /etc/tmpfiles.d/decnet.conf",
         "file /etc/logrotate.d/decnet",
         "file /etc/decnet/decnet.ini",
         "directory /var/lib/decnet/db",
+        "directory /var/lib/decnet/spool",
+        "directory /var/lib/decnet/collector",
     ] {
         assert!(
             actions.contains(&action),
