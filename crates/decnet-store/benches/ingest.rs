@@ -3,7 +3,10 @@
 //!
 //! `cargo bench -p decnet-store --bench ingest` (env `INGEST_BATCHES` (default 100),
 //! `INGEST_BATCH` (default 2048), `INGEST_ROUNDS` (default 3), `INGEST_DIR` (default a
-//! temporary directory on the same disk as the target dir)).
+//! temporary directory under the current directory), `INGEST_MEASURES` (comma list of
+//! `ingest`, `insert`, `replay`), and for experiments `INGEST_SEQ_KEYS=1` (increasing
+//! dedup keys instead of SHA-256 digests) and `INGEST_DROP_INDEXES=a,b` (indexes to drop
+//! after opening)).
 //! Every round writes the same batches into fresh databases, alternating between the
 //! measures; each prints the median and best of the rounds in events per second.
 //! Events are realistic: a ~300 B RFC 5424 line, ~200 B of fields JSON, a 64-hex
@@ -66,6 +69,7 @@ fn batches(count: usize, size: usize) -> Vec<Vec<IngestEvent>> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let start = 1_795_000_000_000_000i64;
     let mut seq = 0i64;
+    let seq_keys = std::env::var_os("INGEST_SEQ_KEYS").is_some();
     (0..count)
         .map(|_| {
             // ~50 addresses active in this batch, drawn from 2000 overall.
@@ -84,7 +88,13 @@ fn batches(count: usize, size: usize) -> Vec<Vec<IngestEvent>> {
                     let (service, event_type) = SERVICES[rng.below(6) as usize];
                     let user = USERS[rng.below(6) as usize];
                     let port = 1024 + rng.below(60_000);
-                    let key = hex_digest(&format!("container-{decky}/{seq}"));
+                    // `INGEST_SEQ_KEYS=1`: increasing keys instead of digests (to measure
+                    // what the random placement of digests in the unique index costs).
+                    let key = if seq_keys {
+                        format!("{seq:064x}")
+                    } else {
+                        hex_digest(&format!("container-{decky}/{seq}"))
+                    };
                     let fields = json!({
                         "src_ip": ip,
                         "src_port": port,

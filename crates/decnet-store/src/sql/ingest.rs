@@ -225,7 +225,7 @@ pub(crate) struct CredentialFold<'a> {
     pub(crate) fields: &'a str,
 }
 
-/// Groups the credentials of the inserted events by key, in order of first attempt.
+/// Groups the credentials of the inserted events by key, sorted by key.
 pub(crate) fn fold_credentials<'a>(
     batch: &'a [IngestEvent],
     encoded: &'a [EncodedEvent],
@@ -266,6 +266,9 @@ pub(crate) fn fold_credentials<'a>(
         f.secret_printable = c.secret_printable.as_deref().or(f.secret_printable);
         f.fields = fields;
     }
+    // Upserted in key order, like the attacker rows in address order: concurrent
+    // PostgreSQL transactions then lock shared rows in the same order (no deadlock).
+    folds.sort_by(|a, b| a.key.cmp(&b.key));
     folds
 }
 
