@@ -28,6 +28,10 @@ pub const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Most received events handed to the subscriptions at once.
 const MAX_DELIVERY_BATCH: usize = 256;
+/// A batch of published frames smaller than this waits a few scheduler turns for more.
+const COALESCE_BYTES: usize = 32 * 1024;
+/// Scheduler turns a small batch waits at most.
+const MAX_COALESCE_TURNS: usize = 4;
 /// How long a started frame from the broker may take to arrive completely.
 const FRAME_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -529,6 +533,22 @@ async fn write_loop(inner: &Inner, mut wr: OwnedWriteHalf) {
             }
             inner.writer_wake.notified().await;
             continue;
+        }
+        // A busy publisher adds frames while this task waits its turn: let a small batch
+        // grow for a few scheduler turns (one system call and one wake-up of the broker
+        // per batch), and stop as soon as a turn brought nothing (an idle publisher's
+        // event is not held back).
+        for _ in 0..MAX_COALESCE_TURNS {
+            if batch.len() >= COALESCE_BYTES {
+                break;
+            }
+            tokio::task::yield_now().await;
+            let mut out = inner.outbox();
+            if out.out.is_empty() {
+                break;
+            }
+            batch.extend_from_slice(&out.out);
+            out.out.clear();
         }
         if let Err(e) = wr.write_all(&batch).await {
             debug!(error = %e, "Bus write failed");
