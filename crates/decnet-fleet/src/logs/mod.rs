@@ -58,26 +58,40 @@ pub struct CollectedEvent {
 }
 
 impl CollectedEvent {
-    /// The key of a line read from a container: SHA-256 over the container id, Docker's
-    /// timestamp of the line (nanoseconds) and the line.
+    /// The key of a line read from a container: Docker's timestamp of the line
+    /// (nanoseconds, 32 hex digits, order-preserving) followed by the first 128 bits of
+    /// SHA-256 over the container id, the timestamp and the line.
+    ///
+    /// Time first, so new keys land at the end of the store's unique index instead of on
+    /// a random leaf page: measured 1.6x the SQLite ingest rate of plain digests (see
+    /// docs/benchmarks.md). The key stays a pure function of the event, so a re-read line
+    /// gets the same key.
     pub fn container_key(container_id: &str, docker_ts_nanos: i128, line: &str) -> String {
-        digest(&[
+        let digest = digest(&[
             container_id.as_bytes(),
             &docker_ts_nanos.to_be_bytes(),
             line.as_bytes(),
-        ])
+        ]);
+        format!("{:032x}{}", ordered(docker_ts_nanos), &digest[..32])
     }
 
-    /// The key of an imported line: SHA-256 over the file's identity text, the line
-    /// number and the line, so importing the same file twice inserts nothing new.
+    /// The key of an imported line: the line number (16 hex digits) followed by the first
+    /// 192 bits of SHA-256 over the file's identity text, the line number and the line,
+    /// so importing the same file twice inserts nothing new.
     pub fn import_key(source: &str, line_no: u64, line: &str) -> String {
-        digest(&[
+        let digest = digest(&[
             b"import",
             source.as_bytes(),
             &line_no.to_be_bytes(),
             line.as_bytes(),
-        ])
+        ]);
+        format!("{line_no:016x}{}", &digest[..48])
     }
+}
+
+/// `v` mapped to an unsigned value with the same order (sign bit flipped).
+fn ordered(v: i128) -> u128 {
+    (v as u128) ^ (1u128 << 127)
 }
 
 fn digest(parts: &[&[u8]]) -> String {
@@ -136,4 +150,57 @@ pub enum SinkError {
         /// Bytes held.
         bytes: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_stable_hex_and_ordered_by_time() {
+        let a = CollectedEvent::container_key("c1", 1_800_000_000_000_000_000, "line");
+        assert_eq!(
+            a,
+            CollectedEvent::container_key("c1", 1_800_000_000_000_000_000, "line")
+        );
+        assert_eq!(a.len(), 64);
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_ne!(
+            CollectedEvent::container_key("c1", 5, "l"),
+            CollectedEvent::container_key("c2", 5, "l")
+        );
+        assert_ne!(
+            a,
+            CollectedEvent::container_key("c1", 1_800_000_000_000_000_000, "other")
+        );
+        let mut times = [
+            -5i128,
+            -1,
+            0,
+            1,
+            999,
+            1_800_000_000_000_000_000,
+            i128::MAX,
+            i128::MIN,
+        ];
+        let keys: Vec<String> = times
+            .iter()
+            .map(|t| CollectedEvent::container_key("c", *t, "l"))
+            .collect();
+        times.sort_unstable();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        let by_time: Vec<String> = times
+            .iter()
+            .map(|t| CollectedEvent::container_key("c", *t, "l"))
+            .collect();
+        assert_eq!(sorted, by_time);
+        let i = CollectedEvent::import_key("", 7, "x");
+        assert_eq!(i.len(), 64);
+        assert!(i.starts_with("0000000000000007"));
+        assert_ne!(i, CollectedEvent::import_key("", 8, "x"));
+    }
 }
