@@ -34,7 +34,7 @@ macro_rules! sql_repository {
             IngestEvent, IngestOutcome, IngestRepo, encode_batch,
         };
         use crate::sql::ingest::{
-            AttackerPlan, ChunkedSql, CredentialKey, chunk_sizes, credential_results,
+            AttackerPlan, ChunkedSql, CredentialKey, MAX_CHUNK, chunk_sizes, credential_results,
             first_occurrences, fold_credentials, inserted_indexes,
         };
         use std::collections::{HashMap, HashSet};
@@ -1188,12 +1188,13 @@ macro_rules! sql_repository {
                     Error::corrupt("attacker upsert", "an upserted address was not returned")
                 })?;
                 for (pairs, texts) in [(&plan.deckies, &sql.deckies), (&plan.services, &sql.services)] {
-                    let mut rest = pairs.as_slice();
-                    for size in chunk_sizes(pairs.len()) {
-                        let (chunk, tail) = rest.split_at(size);
-                        rest = tail;
+                    // `DO NOTHING` makes a repeated pair harmless: each chunk is padded
+                    // with its last pair up to a cached size, one statement per chunk.
+                    for chunk in pairs.chunks(MAX_CHUNK) {
+                        let size = chunk.len().next_power_of_two();
                         let mut q = sqlx::query(texts.get(size));
-                        for &(ip, v) in chunk {
+                        for k in 0..size {
+                            let &(ip, v) = chunk.get(k).or(chunk.last()).unwrap_or(&("", ""));
                             q = q.bind(ip).bind(v);
                         }
                         q.execute(&mut *tx).await.map_err(db(op))?;
