@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use decnet_core::HostUuid;
-use decnet_fleet::logs::spool::{Spool, SpoolOptions, envelope_encoder};
 use decnet_fleet::logs::ingest::Ingester;
+use decnet_fleet::logs::spool::{Spool, SpoolOptions, envelope_encoder};
 use decnet_fleet::logs::{CollectedEvent, EventSink, Origin};
 use decnet_store::{NewSwarmHost, Timestamp};
 use decnet_swarm::forward::Forwarder;
