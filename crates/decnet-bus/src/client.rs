@@ -29,9 +29,9 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Most received events handed to the subscriptions at once.
 const MAX_DELIVERY_BATCH: usize = 256;
 /// A batch of published frames smaller than this waits a few scheduler turns for more.
-const COALESCE_BYTES: usize = 32 * 1024;
+const COALESCE_BYTES: usize = 64 * 1024;
 /// Scheduler turns a small batch waits at most.
-const MAX_COALESCE_TURNS: usize = 4;
+const MAX_COALESCE_TURNS: usize = 16;
 /// How long a started frame from the broker may take to arrive completely.
 const FRAME_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
