@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use decnet_fleet::logs::spool::{SpoolReader, envelope_line};
+use decnet_fleet::logs::spool::{SpoolOptions, SpoolReader, envelope_line};
 use decnet_store::{LogFilter, RevokedFingerprint, Timestamp};
 use decnet_swarm::pki::{Ca, Identity, LeafSpec, Role};
 use decnet_wire::rfc5425;
@@ -51,14 +51,20 @@ async fn forwarding_survives_listener_and_forwarder_crashes_exactly_once() {
     let ctrl = controller(dir.path()).await;
     let id = worker(&ctrl, dir.path(), "worker-1", true).await;
     let spool_dir = dir.path().join("worker/spool");
-    fill_spool(&spool_dir, 0, N / 2).await;
+    // 1 MiB segments (~36 in all): rolling and deleting acknowledged segments happen
+    // while the crashes do.
+    let opts = SpoolOptions {
+        segment_bytes: 1 << 20,
+        ..SpoolOptions::default()
+    };
+    fill_spool_with(&spool_dir, 0, N / 2, opts).await;
     // The collector keeps appending while everything below happens.
     let writer = tokio::spawn({
         let spool_dir = spool_dir.clone();
         async move {
             for k in 0..50 {
                 let from = N / 2 + k * (N / 100);
-                fill_spool(&spool_dir, from, from + N / 100).await;
+                fill_spool_with(&spool_dir, from, from + N / 100, opts).await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -112,6 +118,18 @@ async fn forwarding_survives_listener_and_forwarder_crashes_exactly_once() {
         acked_all,
         "the spool's acknowledged position did not reach its end"
     );
+    // Acknowledged segments are gone; the newest stays (the collector appends to it).
+    let segments = std::fs::read_dir(&spool_dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".seg")
+        })
+        .count();
+    assert_eq!(segments, 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (total, keys, lines) = count_rows(&dir.path().join("db/decnet.db")).await;
     assert_eq!((total, keys, lines), (N as i64, N as i64, N as i64));

@@ -127,7 +127,12 @@ pub fn event(i: u64) -> CollectedEvent {
 
 /// Appends events `from..to` to the spool in `dir` in batches of 1000.
 pub async fn fill_spool(dir: &Path, from: u64, to: u64) {
-    let spool = Spool::open(dir, SpoolOptions::default(), envelope_encoder()).unwrap();
+    fill_spool_with(dir, from, to, SpoolOptions::default()).await;
+}
+
+/// [`fill_spool`] with spool options (small segments).
+pub async fn fill_spool_with(dir: &Path, from: u64, to: u64, opts: SpoolOptions) {
+    let spool = Spool::open(dir, opts, envelope_encoder()).unwrap();
     let mut i = from;
     while i < to {
         let end = (i + 1000).min(to);
