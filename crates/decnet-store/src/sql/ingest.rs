@@ -1,7 +1,8 @@
-//! The backend-independent half of `IngestRepo::ingest` on SQL: deduplicating the batch,
-//! folding attackers and credentials per key in Rust (one row per key per statement),
-//! and the multi-row statement texts in power-of-two chunk sizes (so each backend
-//! connection caches at most a dozen prepared texts per statement kind).
+//! The backend-independent half of `IngestRepo::ingest` on SQL.
+//
+// Deduplicating the batch, folding attackers and credentials per key in Rust (one row per
+// key per statement), and the multi-row statement texts in power-of-two chunk sizes (so
+// each backend connection caches at most a dozen prepared texts per statement kind).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
