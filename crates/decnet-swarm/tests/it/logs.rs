@@ -344,3 +344,85 @@ async fn a_valid_stream_then_a_bad_frame_commits_and_acknowledges_the_valid_part
     assert_eq!(rows(&ctrl).await, 8);
     task.abort();
 }
+
+/// A listener that answers every read with a bogus acknowledgement (`garbage`), counting
+/// connections.
+async fn bogus_listener(
+    ctrl: &decnet_swarm::master::Controller,
+    tcp: TcpListener,
+    garbage: &'static [u8],
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let mut tls = (*decnet_swarm::tls::server_config(
+        &ctrl.swarmctl,
+        decnet_swarm::tls::ClientAuth::Required,
+    )
+    .unwrap())
+    .clone();
+    tls.alpn_protocols.clear();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    loop {
+        let (stream, _) = tcp.accept().await.unwrap();
+        connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let Ok(mut s) = acceptor.accept(stream).await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 || s.write_all(garbage).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn garbage_acknowledgements_advance_nothing_and_the_forwarder_keeps_retrying() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctrl = controller(dir.path()).await;
+    let id = worker(&ctrl, dir.path(), "worker-1", true).await;
+    let spool_dir = dir.path().join("worker/spool");
+    fill_spool(&spool_dir, 0, 500).await;
+    for garbage in [&b"10 ack 999999"[..], b"5 nak 1", b"x"] {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let fake = tokio::spawn({
+            let ctrl = ctrl.clone();
+            let connections = connections.clone();
+            async move { bogus_listener(&ctrl, tcp, garbage, connections).await }
+        });
+        let fwd = tokio::spawn(decnet_swarm::forward::run(
+            forwarder(&ctrl, &id, addr.to_string(), &spool_dir),
+            std::future::pending(),
+        ));
+        // Each bogus answer ends the session and the forwarder comes back.
+        let retried = eventually(Duration::from_secs(10), || async {
+            connections.load(std::sync::atomic::Ordering::SeqCst) >= 3
+        })
+        .await;
+        assert!(retried, "{garbage:?}: the forwarder did not reconnect");
+        assert!(!fwd.is_finished(), "{garbage:?}: the forwarder exited");
+        fwd.abort();
+        fake.abort();
+        let r = SpoolReader::open(&spool_dir).unwrap();
+        assert_eq!(r.acked(), Default::default(), "{garbage:?}");
+    }
+    // A real listener on a new address: everything arrives once.
+    let (task, addr) = start_listener(&ctrl, "127.0.0.1:0".parse().unwrap()).await;
+    let fwd = tokio::spawn(decnet_swarm::forward::run(
+        forwarder(&ctrl, &id, addr.to_string(), &spool_dir),
+        std::future::pending(),
+    ));
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            rows(&ctrl).await == 500
+        })
+        .await
+    );
+    fwd.abort();
+    task.abort();
+}
