@@ -142,6 +142,8 @@ pub struct LogListener {
     decode: Decode,
     /// Idle timeout per connection ([`IDLE_TIMEOUT`]).
     pub idle_timeout: Duration,
+    /// How often a connection's worker is checked again ([`RECHECK_INTERVAL`]).
+    pub recheck_interval: Duration,
 }
 
 impl std::fmt::Debug for LogListener {
@@ -172,6 +174,7 @@ impl LogListener {
             sink,
             decode,
             idle_timeout: IDLE_TIMEOUT,
+            recheck_interval: RECHECK_INTERVAL,
         })
     }
 
@@ -331,7 +334,7 @@ impl LogListener {
             let full = batch.len() >= MAX_BATCH || batch_bytes >= MAX_BATCH_BYTES;
             let due = batch_start.is_some_and(|t| t.elapsed() >= BATCH_WINDOW);
             if !batch.is_empty() && (full || due || fatal.is_some()) {
-                if last_check.elapsed() >= RECHECK_INTERVAL {
+                if last_check.elapsed() >= self.recheck_interval {
                     match authorize(self.repo.as_ref(), peer.cert.as_ref()).await {
                         Ok(Ok(_)) => last_check = Instant::now(),
                         Ok(Err(r)) => return Err(format!("worker no longer accepted: {r}")),

@@ -426,3 +426,43 @@ async fn garbage_acknowledgements_advance_nothing_and_the_forwarder_keeps_retryi
     fwd.abort();
     task.abort();
 }
+
+#[tokio::test]
+async fn a_certificate_revoked_mid_stream_stops_the_stream_at_the_next_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctrl = controller(dir.path()).await;
+    let id = worker(&ctrl, dir.path(), "worker-1", true).await;
+    let mut l = listener(&ctrl, ingester(&ctrl));
+    l.recheck_interval = Duration::from_millis(100);
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let task = tokio::spawn(l.run_on(tcp, std::future::pending()));
+    let spool_dir = dir.path().join("worker/spool");
+    fill_spool(&spool_dir, 0, 100).await;
+    let fwd = tokio::spawn(decnet_swarm::forward::run(
+        forwarder(&ctrl, &id, addr.to_string(), &spool_dir),
+        std::future::pending(),
+    ));
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            rows(&ctrl).await == 100
+        })
+        .await
+    );
+    ctrl.repo
+        .revoke_fingerprint(&RevokedFingerprint {
+            fingerprint: id.fingerprint.clone(),
+            host_uuid: None,
+            revoked_at: Timestamp::now(),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The connection opened before the revocation is still up; its next batch is refused.
+    fill_spool(&spool_dir, 100, 200).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rows(&ctrl).await, 100);
+    fwd.abort();
+    task.abort();
+}
