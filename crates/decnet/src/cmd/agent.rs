@@ -265,7 +265,7 @@ pub fn run(ctx: &Ctx, args: &AgentArgs) -> Result<Status> {
                 ))
             })?,
         };
-        let spool_dir = ctx.settings.data_dir.join(decnet_fleet::logs::SPOOL_DIR);
+        let spool_dir = ctx.settings.spool_dir.clone();
         Some(forward::Forwarder::for_bundle(&bundle, target, spool_dir))
     };
     rt.block_on(async move {
