@@ -327,12 +327,24 @@ pub fn check_eof(rest: &[u8]) -> Result<(), FrameError> {
     }
 }
 
+/// `args.trim()`, answered without decoding characters when both ends are visible ASCII
+/// (topics and patterns always are).
+fn trim_args(args: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|&b| b > b' ' && b.is_ascii());
+    let bytes = args.as_bytes();
+    if visible(bytes.first()) && visible(bytes.last()) {
+        args
+    } else {
+        args.trim()
+    }
+}
+
 /// Length of the frame [`encode`] would write, or the reason it cannot.
 ///
 /// # Errors
 /// See [`encode`].
 pub fn encoded_len(verb: Verb, args: &str, body: &[u8]) -> Result<usize, FrameError> {
-    let args = args.trim();
+    let args = trim_args(args);
     if args.bytes().any(|b| b == b'\r' || b == b'\n') {
         return Err(FrameError::ArgsLineBreak);
     }
@@ -362,7 +374,7 @@ pub fn encoded_len(verb: Verb, args: &str, body: &[u8]) -> Result<usize, FrameEr
 /// [`FrameError::BodyTooLong`]; `out` is unchanged then.
 pub fn encode(verb: Verb, args: &str, body: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
     let total = encoded_len(verb, args, body)?;
-    let args = args.trim();
+    let args = trim_args(args);
     out.reserve(total);
     out.extend_from_slice(verb.as_str().as_bytes());
     if !args.is_empty() {
@@ -724,6 +736,13 @@ mod tests {
                 Err(_) => {}
             }
             let _ = check_eof(&bytes);
+        }
+
+        #[test]
+        fn encoder_args_are_trimmed_like_str_trim(
+            args in "[ a.\u{a0}\u{3000}\u{85}\t\u{b}\u{c}é]{0,12}",
+        ) {
+            prop_assert_eq!(trim_args(&args), args.trim());
         }
 
         #[test]
