@@ -4,13 +4,15 @@
 //! `cargo bench -p decnet-store --bench ingest` (env `INGEST_BATCHES` (default 100),
 //! `INGEST_BATCH` (default 2048), `INGEST_ROUNDS` (default 3), `INGEST_DIR` (default a
 //! temporary directory under the current directory), `INGEST_MEASURES` (comma list of
-//! `ingest`, `insert`, `replay`), and for experiments `INGEST_SEQ_KEYS=1` (increasing
-//! dedup keys instead of SHA-256 digests) and `INGEST_DROP_INDEXES=a,b` (indexes to drop
-//! after opening)).
+//! `ingest`, `insert`, `replay`), and for experiments `INGEST_SEQ_KEYS=1` (plain
+//! increasing dedup keys), `INGEST_RANDOM_KEYS=1` (whole SHA-256 digests, the key layout
+//! before keys were time-ordered) and `INGEST_DROP_INDEXES=a,b` (indexes to drop after
+//! opening)). By default keys have the layout of the collector's keys: the event's time,
+//! then a digest.
 //! Every round writes the same batches into fresh databases, alternating between the
 //! measures; each prints the median and best of the rounds in events per second.
 //! Events are realistic: a ~300 B RFC 5424 line, ~200 B of fields JSON, a 64-hex
-//! dedup key, ~50 distinct attacker addresses per batch out of 2000, one event in ten
+//! time-ordered dedup key, ~50 distinct attacker addresses per batch out of 2000, one event in ten
 //! carrying a credential attempt (most of them repeats of a few hundred secrets).
 //! `insert_logs` takes at most `MAX_BATCH` rows, so the reference writes each batch
 //! as consecutive calls of that size (one more commit per batch of 2048).
@@ -70,6 +72,7 @@ fn batches(count: usize, size: usize) -> Vec<Vec<IngestEvent>> {
     let start = 1_795_000_000_000_000i64;
     let mut seq = 0i64;
     let seq_keys = std::env::var_os("INGEST_SEQ_KEYS").is_some();
+    let random_keys = std::env::var_os("INGEST_RANDOM_KEYS").is_some();
     (0..count)
         .map(|_| {
             // ~50 addresses active in this batch, drawn from 2000 overall.
@@ -90,10 +93,18 @@ fn batches(count: usize, size: usize) -> Vec<Vec<IngestEvent>> {
                     let port = 1024 + rng.below(60_000);
                     // `INGEST_SEQ_KEYS=1`: increasing keys instead of digests (to measure
                     // what the random placement of digests in the unique index costs).
+                    // Default: the layout of `CollectedEvent::container_key` (the event's
+                    // time in nanoseconds, 32 hex digits with the sign bit flipped, then
+                    // 128 bits of a digest); `INGEST_RANDOM_KEYS=1`: whole digests, as
+                    // the keys were before they were time-ordered.
                     let key = if seq_keys {
                         format!("{seq:064x}")
-                    } else {
+                    } else if random_keys {
                         hex_digest(&format!("container-{decky}/{seq}"))
+                    } else {
+                        let nanos = (i128::from(at) * 1000) as u128 ^ (1u128 << 127);
+                        let digest = hex_digest(&format!("container-{decky}/{seq}"));
+                        format!("{nanos:032x}{}", &digest[..32])
                     };
                     let fields = json!({
                         "src_ip": ip,
