@@ -102,19 +102,15 @@ pub fn to_ingest(origin: &Origin, event: &CollectedEvent) -> IngestEvent {
         log.attacker_ip = ip.to_string();
     }
     let credential = credential_of(&log);
-    checked(IngestEvent { log, credential })
+    IngestEvent { log, credential }
 }
 
-/// The event when the store would take it. The mapping above cuts every value to the
-/// store's limits, so this is a second line of defence: a credential the store refuses
-/// is dropped, then the fields, so one event can never make its batch fail.
-fn checked(mut e: IngestEvent) -> IngestEvent {
-    if e.check().is_ok() {
-        return e;
-    }
-    tracing::warn!(key = %e.log.dedup_key, "Event over the store's limits; keeping its line only");
-    e.credential = None;
-    if e.check().is_ok() {
+/// The event made acceptable to the store after it refused it. The mapping above cuts
+/// every value to the store's limits, so this is a second line of defence: the first
+/// refusal drops the event's credential, the next its fields and MSG, so one event can
+/// never make its batch fail for good; its raw line is always kept.
+fn repair(mut e: IngestEvent) -> IngestEvent {
+    if e.credential.take().is_some() {
         return e;
     }
     e.log.fields = JsonObject::new();
@@ -230,6 +226,29 @@ fn credential_of(log: &NewLog) -> Option<NewCredential> {
     })
 }
 
+/// A stand-in while an event is being repaired (never stored).
+fn placeholder() -> IngestEvent {
+    IngestEvent {
+        log: NewLog {
+            dedup_key: String::new(),
+            timestamp: Timestamp::from_unix_micros(0),
+            decky: String::new(),
+            service: String::new(),
+            event_type: String::new(),
+            attacker_ip: String::new(),
+            severity: None,
+            fields: JsonObject::new(),
+            msg: None,
+            raw_line: String::new(),
+            source_worker: None,
+            trace_id: None,
+            span_id: None,
+            origin: LogOrigin::Local,
+        },
+        credential: None,
+    }
+}
+
 /// A non-empty label within the store's limit.
 fn label(s: &str) -> String {
     let s = cut(s, MAX_LABEL_LEN);
@@ -253,11 +272,21 @@ pub(crate) fn cut(s: &str, max: usize) -> &str {
 }
 
 /// The master's sink: the store, then the bus, then the SIEM copy.
+///
+/// Commits may come from several tasks at once (the collector, every worker connection
+/// of the listener): each maps its lines to rows on its own, concurrently, and the store
+/// writes are taken one at a time (`write`), so a commit's parsing overlaps the previous
+/// one's database work instead of contending for the database's write lock.
 pub struct Ingester {
     store: Arc<dyn IngestRepo>,
     bus: Option<Arc<dyn Bus>>,
     siem: Option<SiemOutput>,
+    write: tokio::sync::Mutex<()>,
 }
+
+/// How many times a batch is retried after the store refused one of its events (each
+/// retry degrades that event, see [`repair`]).
+const MAX_REPAIRS: usize = 8;
 
 impl Ingester {
     /// An ingester writing to `store` and publishing on `bus` (none: no events).
@@ -266,6 +295,7 @@ impl Ingester {
             store,
             bus,
             siem: None,
+            write: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -274,6 +304,25 @@ impl Ingester {
     pub fn with_siem(mut self, siem: SiemOutput) -> Self {
         self.siem = Some(siem);
         self
+    }
+
+    /// Stores `rows` in one transaction, repairing an event the store refuses.
+    async fn store(&self, rows: &mut [IngestEvent]) -> Result<IngestOutcome, SinkError> {
+        let _turn = self.write.lock().await;
+        let mut repairs = 0;
+        loop {
+            match self.store.ingest(rows).await {
+                Err(decnet_store::Error::InvalidEvent { index, source })
+                    if repairs < MAX_REPAIRS && index < rows.len() =>
+                {
+                    tracing::warn!(index, error = %source, "Store refused an event; keeping its line only");
+                    repairs += 1;
+                    let e = std::mem::replace(&mut rows[index], placeholder());
+                    rows[index] = repair(e);
+                }
+                other => return other.map_err(SinkError::from),
+            }
+        }
     }
 
     async fn publish(&self, rows: &[IngestEvent], outcome: &IngestOutcome) {
@@ -329,13 +378,9 @@ impl EventSink for Ingester {
         batch: &[CollectedEvent],
     ) -> Result<CommitOutcome, SinkError> {
         let mut total = CommitOutcome::default();
-        for (events, chunk) in batch.chunks(MAX_INGEST_BATCH).map(|c| {
-            (
-                c,
-                c.iter().map(|e| to_ingest(origin, e)).collect::<Vec<_>>(),
-            )
-        }) {
-            let outcome = self.store.ingest(&chunk).await?;
+        for events in batch.chunks(MAX_INGEST_BATCH) {
+            let mut chunk: Vec<IngestEvent> = events.iter().map(|e| to_ingest(origin, e)).collect();
+            let outcome = self.store(&mut chunk).await?;
             total.inserted += outcome.inserted.len() as u64;
             total.duplicates += outcome.duplicates;
             if let Some(siem) = &self.siem {

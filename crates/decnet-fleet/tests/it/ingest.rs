@@ -340,3 +340,60 @@ async fn a_siem_with_the_wrong_certificate_gets_nothing() {
     }
     stop.cancel();
 }
+
+/// Refuses the second event of the first batch it sees, like a store whose limits an
+/// event exceeds, then behaves.
+struct RefuseOnce {
+    inner: MemoryStore,
+    refused: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl decnet_store::IngestRepo for RefuseOnce {
+    async fn ingest(
+        &self,
+        batch: &[decnet_store::IngestEvent],
+    ) -> decnet_store::Result<decnet_store::IngestOutcome> {
+        if !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // Nothing written: the whole batch is refused, naming the event.
+            return Err(decnet_store::Error::InvalidEvent {
+                index: 1,
+                source: Box::new(decnet_store::Error::Invalid {
+                    what: "credential fields",
+                    reason: "too large".into(),
+                }),
+            });
+        }
+        self.inner.ingest(batch).await
+    }
+}
+
+#[tokio::test]
+async fn an_event_the_store_refuses_is_kept_as_its_line_and_the_batch_goes_in() {
+    let store = Arc::new(RefuseOnce {
+        inner: MemoryStore::new(),
+        refused: std::sync::atomic::AtomicBool::new(false),
+    });
+    let ingester = Ingester::new(store.clone(), None);
+    let done = ingester.commit(&Origin::Local, &batch()).await.unwrap();
+    assert_eq!(done.inserted, 4);
+    let c = store
+        .inner
+        .list_credentials(&CredentialFilter::default(), 100, 0)
+        .await
+        .unwrap();
+    // Event 1's credential was dropped by the repair; events 0 and 2 kept theirs.
+    assert_eq!(c.iter().map(|c| c.attempt_count).sum::<u64>(), 2);
+    let rows = store
+        .inner
+        .query_logs(&LogQuery {
+            filter: LogFilter::default(),
+            order: Order::OldestFirst,
+            cursor: None,
+            offset: 0,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows[1].raw_line, batch()[1].raw_line);
+}
