@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 /// Most frames sent and not yet acknowledged.
-pub const WINDOW: usize = 8192;
+pub const WINDOW: usize = 16_384;
 /// Most frames read from the spool and written at once.
 pub const SEND_BATCH: usize = 2048;
 /// First reconnect delay.

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use decnet_fleet::logs::{CollectedEvent, EventSink, Origin};
+use decnet_fleet::logs::{CollectedEvent, CommitOutcome, EventSink, Origin, SinkError};
 use decnet_store::{HostStatus, Repository, SwarmHost};
 use decnet_wire::rfc5425;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -38,9 +38,9 @@ use crate::{Error, Result};
 /// The default listen port (RFC 5425).
 pub const DEFAULT_PORT: u16 = 6514;
 /// Most events committed in one batch.
-pub const MAX_BATCH: usize = 2048;
+pub const MAX_BATCH: usize = 4096;
 /// Most payload bytes held in one batch.
-pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Longest wait between a batch's first event and its commit.
 pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
 /// Most worker connections at once; further ones are closed at accept.
@@ -264,19 +264,14 @@ impl LogListener {
 
     /// Commits `batch` in a task of its own: a connection dropped mid-commit (listener
     /// shutdown, peer gone) never cancels a store transaction half-way, which on SQLite
-    /// can leave the database locked for every later writer.
-    async fn commit(
-        &self,
-        origin: &Origin,
-        batch: Vec<CollectedEvent>,
-    ) -> std::result::Result<(), String> {
+    /// can leave the database locked for every later writer. The session keeps reading
+    /// and decoding the next batch while this one is stored.
+    fn spawn_commit(&self, origin: &Origin, batch: Vec<CollectedEvent>) -> InFlight {
         let sink = self.sink.clone();
         let origin = origin.clone();
-        tokio::spawn(async move { sink.commit(&origin, &batch).await })
-            .await
-            .map_err(|e| format!("commit task: {e}"))?
-            .map(|_| ())
-            .map_err(|e| format!("commit: {}", chain(&e)))
+        let frames = batch.len() as u64;
+        let task = tokio::spawn(async move { sink.commit(&origin, &batch).await });
+        InFlight { task, frames }
     }
 
     /// Reads, commits and acknowledges frames until the peer closes or misbehaves;
@@ -299,6 +294,8 @@ impl LogListener {
         let mut committed: u64 = 0;
         let mut last_check = Instant::now();
         let mut ack = Vec::with_capacity(rfc5425::MAX_ACK + 8);
+        // At most one commit in flight: acknowledged, in order, before the next starts.
+        let mut inflight: Option<InFlight> = None;
         loop {
             // Decode every complete frame buffered.
             let mut at = 0;
@@ -341,23 +338,23 @@ impl LogListener {
                         Err(e) => return Err(format!("store: {e}")),
                     }
                 }
-                let n = batch.len() as u64;
-                self.commit(&origin, std::mem::take(&mut batch)).await?;
-                committed += n;
+                if let Some(prev) = inflight.take() {
+                    committed += prev.finish().await?;
+                    send_ack(&mut wr, &mut ack, committed).await?;
+                }
+                inflight = Some(self.spawn_commit(&origin, std::mem::take(&mut batch)));
                 batch_bytes = 0;
                 batch_start = None;
-                ack.clear();
-                rfc5425::encode_ack(committed, &mut ack);
-                wr.write_all(&ack)
-                    .await
-                    .map_err(|e| format!("write ack: {e}"))?;
-                wr.flush().await.map_err(|e| format!("write ack: {e}"))?;
                 if full && fatal.is_none() {
                     // More complete frames may be buffered already.
                     continue;
                 }
             }
             if let Some(reason) = fatal {
+                if let Some(prev) = inflight.take() {
+                    committed += prev.finish().await?;
+                    send_ack(&mut wr, &mut ack, committed).await?;
+                }
                 return Err(reason);
             }
             if batch.len() >= MAX_BATCH || batch_bytes >= MAX_BATCH_BYTES {
@@ -368,16 +365,33 @@ impl LogListener {
                 None => Instant::now() + self.idle_timeout,
             };
             buf.reserve(READ_CHUNK);
-            let read = tokio::time::timeout_at(deadline.into(), rd.read_buf(&mut buf)).await;
+            let read = match inflight.as_mut() {
+                // Read, but acknowledge the commit in flight as soon as it is done (the
+                // forwarder may be waiting for that ack to send more).
+                Some(prev) => tokio::select! {
+                    done = &mut prev.task => {
+                        let frames = prev.frames;
+                        inflight = None;
+                        committed += InFlight::outcome(done, frames)?;
+                        send_ack(&mut wr, &mut ack, committed).await?;
+                        continue;
+                    }
+                    r = tokio::time::timeout_at(deadline.into(), rd.read_buf(&mut buf)) => r,
+                },
+                None => tokio::time::timeout_at(deadline.into(), rd.read_buf(&mut buf)).await,
+            };
             match read {
                 Ok(Ok(0)) => {
+                    if let Some(prev) = inflight.take() {
+                        committed += prev.finish().await?;
+                        send_ack(&mut wr, &mut ack, committed).await?;
+                    }
                     if batch.is_empty() {
                         return Ok(committed);
                     }
                     // Commit what arrived before the close; the ack may not reach the
                     // peer, which then sends these again (idempotent per key).
-                    let n = batch.len() as u64;
-                    self.commit(&origin, batch).await?;
+                    let n = self.spawn_commit(&origin, batch).finish().await?;
                     return Ok(committed + n);
                 }
                 Ok(Ok(_)) => {}
@@ -387,4 +401,46 @@ impl LogListener {
             }
         }
     }
+}
+
+/// A batch being committed by its own task.
+struct InFlight {
+    task: tokio::task::JoinHandle<std::result::Result<CommitOutcome, SinkError>>,
+    frames: u64,
+}
+
+impl InFlight {
+    /// Waits for the commit; the number of frames it made durable.
+    async fn finish(mut self) -> std::result::Result<u64, String> {
+        let done = (&mut self.task).await;
+        Self::outcome(done, self.frames)
+    }
+
+    fn outcome(
+        done: std::result::Result<
+            std::result::Result<CommitOutcome, SinkError>,
+            tokio::task::JoinError,
+        >,
+        frames: u64,
+    ) -> std::result::Result<u64, String> {
+        match done {
+            Ok(Ok(_)) => Ok(frames),
+            Ok(Err(e)) => Err(format!("commit: {}", chain(&e))),
+            Err(e) => Err(format!("commit task: {e}")),
+        }
+    }
+}
+
+/// Sends `ack <committed>`.
+async fn send_ack<W: tokio::io::AsyncWrite + Unpin>(
+    wr: &mut W,
+    ack: &mut Vec<u8>,
+    committed: u64,
+) -> std::result::Result<(), String> {
+    ack.clear();
+    rfc5425::encode_ack(committed, ack);
+    wr.write_all(ack)
+        .await
+        .map_err(|e| format!("write ack: {e}"))?;
+    wr.flush().await.map_err(|e| format!("write ack: {e}"))
 }
