@@ -4,6 +4,10 @@
 //! 200 000; rounds: `DECNET_BENCH_ROUNDS`, default 2). Each round uses fresh databases.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The allocator of the `decnet` binary, so the figure is the product's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/it/logs_support.rs"]
 mod logs_support;
 

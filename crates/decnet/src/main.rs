@@ -14,6 +14,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: the log pipeline allocates a few small objects per
+/// event (parsed fields, rows, JSON) across threads, and glibc's allocator was 17 % of
+/// the end-to-end profile; with mimalloc the same run went from ~47k to ~54k events/s
+/// (docs/benchmarks.md, log forwarding).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     context::init_tracing(cli.global.verbose);
