@@ -37,6 +37,7 @@ struct Swarm {
     dir: tempfile::TempDir,
     op_port: u16,
     worker_port: u16,
+    syslog_port: u16,
 }
 
 impl Swarm {
@@ -117,6 +118,61 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Spools 300 lines on worker w1 and waits for them in the master's database.
+fn forward_from_spool(s: &Swarm) {
+    use decnet_fleet::logs::spool::{Spool, SpoolOptions, envelope_encoder};
+    use decnet_fleet::logs::{CollectedEvent, EventSink as _, Origin};
+    let spool_dir = s.home("w1").join("lib/spool");
+    std::fs::create_dir_all(&spool_dir).unwrap();
+    let spool = Spool::open(&spool_dir, SpoolOptions::default(), envelope_encoder()).unwrap();
+    let events: Vec<CollectedEvent> = (0..300)
+        .map(|i| {
+            // Claims decky-99/mysql in the line; the collector attributed it to w1-ssh.
+            let line = format!(
+                "<134>1 2026-11-27T08:00:00.{i:06}+00:00 decky-99 mysql - auth_attempt \
+                 [relay@55555 src_ip=\"198.51.100.{}\" principal=\"root\" \
+                 secret_b64=\"cm9vdA==\"]",
+                i % 7 + 1
+            );
+            CollectedEvent {
+                key: CollectedEvent::container_key("c-w1", i128::from(i), &line),
+                decky: "w1-ssh".into(),
+                service: "ssh".into(),
+                received: decnet_store::Timestamp::now(),
+                raw_line: line,
+            }
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(spool.commit(&Origin::Local, &events)).unwrap();
+    let rows = || -> Vec<serde_json::Value> {
+        let out = s.run(
+            "master",
+            &["logs", "--json", "-n", "1000", "--worker", "w1"],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    wait_for(
+        "w1's spooled lines on the master",
+        Duration::from_secs(30),
+        || rows().len() >= 300,
+    );
+    let rows = rows();
+    assert_eq!(rows.len(), 300);
+    assert!(rows.iter().all(|r| r["decky"] == "w1-ssh"
+        && r["service"] == "ssh"
+        && r["origin"] == "forwarded"
+        && r["source_worker"] == "w1"
+        && r["fields"]["claimed_hostname"] == "decky-99"));
+    let attackers = s.json(&["attackers", "--json"]);
+    assert_eq!(attackers.as_array().unwrap().len(), 7);
+}
+
 /// Enrolls `name` on the master and on the worker, then starts its agent.
 fn start_agent(s: &Swarm, name: &str, ip: &str, lan_host: &str, fail: &str) -> (Proc, u16) {
     let port = free_port(ip);
@@ -164,6 +220,8 @@ fn start_agent(s: &Swarm, name: &str, ip: &str, lan_host: &str, fail: &str) -> (
             &port_s,
             "--heartbeat-interval",
             INTERVAL,
+            "--log-forward",
+            &format!("127.0.0.1:{}", s.syslog_port),
         ],
         &[
             ("DECNET_TEST_FAKE_RUNTIME", "deploys-nothing".into()),
@@ -241,8 +299,10 @@ fn swarm_multi_process() {
         dir: tempfile::tempdir().unwrap(),
         op_port: free_port("127.0.0.1"),
         worker_port: free_port("127.0.0.1"),
+        syslog_port: free_port("127.0.0.1"),
     };
     let (op, wk) = (s.op_port.to_string(), s.worker_port.to_string());
+    let syslog = format!("127.0.0.1:{}", s.syslog_port);
     let advertise = format!("https://127.0.0.1:{wk}");
     let _master = s.spawn(
         "master",
@@ -258,6 +318,8 @@ fn swarm_multi_process() {
             &advertise,
             "--heartbeat-interval",
             INTERVAL,
+            "--syslog-listen",
+            &syslog,
         ],
         &[],
     );
@@ -292,6 +354,11 @@ fn swarm_multi_process() {
         s.status_of("w1").as_deref() == Some("active")
             && s.status_of("w2").as_deref() == Some("active")
     });
+
+    // Logs: lines spooled on w1 (as `decnet collect` would) reach the master's database
+    // through w1's agent and the master's listener, stamped with w1 from its certificate
+    // and attributed to the decky its collector named, whatever the line claims.
+    forward_from_spool(&s);
     // An enrolled agent told to use an interface that does not exist stops at start
     // (exit 2, naming it) instead of failing every deploy later.
     let out = s.run(
