@@ -30,12 +30,15 @@ const WORKER_HOST: u8 = 2;
 const OPERATOR_PORT: u16 = 18770;
 const WORKER_LISTENER_PORT: u16 = 18771;
 const AGENT_PORT: u16 = 18765;
+/// The master's log listener (RFC 5425 over mTLS; 6514 by default).
+const SYSLOG_PORT: u16 = 18772;
 /// The daemons, in start order: (name, data directory under demo-data).
 const DAEMONS: &[(&str, &str)] = &[
     ("swarmctl", "master"),
     ("bus", "worker"),
     ("agent", "worker"),
     ("reconcile", "worker"),
+    ("collect", "worker"),
 ];
 
 /// One decky of the demo fleet.
@@ -459,6 +462,7 @@ pub fn demo(root: &Path, args: &[String]) -> Result<(), String> {
         AGENT_PORT.to_string(),
     );
     let advertise = format!("https://127.0.0.1:{WORKER_LISTENER_PORT}");
+    let syslog = format!("127.0.0.1:{SYSLOG_PORT}");
     spawn_daemon(
         &bin,
         &data,
@@ -476,6 +480,8 @@ pub fn demo(root: &Path, args: &[String]) -> Result<(), String> {
             &advertise,
             "--heartbeat-interval",
             "5",
+            "--syslog-listen",
+            &syslog,
         ],
         &[],
     )?;
@@ -483,7 +489,7 @@ pub fn demo(root: &Path, args: &[String]) -> Result<(), String> {
         "swarmctl",
         &data.join("swarmctl.log"),
         Duration::from_secs(30),
-        || port_open(OPERATOR_PORT) && port_open(WORKER_LISTENER_PORT),
+        || port_open(OPERATOR_PORT) && port_open(WORKER_LISTENER_PORT) && port_open(SYSLOG_PORT),
     )?;
 
     // The worker: enrolled with a one-time token (its key never leaves it), then its bus,
@@ -548,6 +554,8 @@ pub fn demo(root: &Path, args: &[String]) -> Result<(), String> {
             PARENT,
             "--heartbeat-interval",
             "5",
+            "--log-forward",
+            &syslog,
         ],
         &[("DECNET_DECKY_BIN", decky_bin.as_path())],
     )?;
@@ -579,6 +587,9 @@ pub fn demo(root: &Path, args: &[String]) -> Result<(), String> {
         &["reconcile", "--interval", "5"],
         &[],
     )?;
+    // The worker's collector: the deckies' lines into its spool, which the agent ships to
+    // the master's listener.
+    spawn_daemon(&bin, &data, &worker, "collect", &["collect"], &[])?;
 
     // The fleet, dispatched by the master to its worker.
     let ini_path = data.join("demo.ini");
@@ -593,8 +604,47 @@ pub fn demo(root: &Path, args: &[String]) -> Result<(), String> {
         Some(3) => eprintln!("xtask: some deckies did not start (see the table above)"),
         _ => return Err(format!("decnet deploy --mode swarm failed ({status})")),
     }
+    check_events_flow(&bin, &master);
     print_guide(&bin, &data, &master, &worker);
     Ok(())
+}
+
+/// Makes one request to the web decky from the lab namespace and waits for it to reach
+/// the master's database (worker collector → spool → forwarder → listener → ingester).
+fn check_events_flow(bin: &Path, master: &Path) {
+    let target = format!("http://{PREFIX}.10/demo-probe");
+    let _ = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            NS,
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "5",
+        ])
+        .arg(&target)
+        .status();
+    let arrived = || {
+        decnet(bin, master)
+            .args(["logs", "--json", "--grep", "/demo-probe", "-n", "1"])
+            .output()
+            .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if arrived() {
+            eprintln!("xtask: events flow: a request to {target} reached the master's database");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!(
+        "xtask: warning: the probe request to {target} has not reached the master's database \
+         within 60 s (see collect.log, agent.log and swarmctl.log)"
+    );
 }
 
 fn print_guide(bin: &Path, data: &Path, master: &Path, worker: &Path) {
@@ -615,7 +665,15 @@ fn print_guide(bin: &Path, data: &Path, master: &Path, worker: &Path) {
     }
     println!("  From this host (through the hairpin interface): curl -i http://{PREFIX}.10/");
     println!("  OS fingerprints:    ip netns exec {NS} nmap -O {PREFIX}.10 {PREFIX}.12");
-    println!("  Captured events:    docker logs -f demo-srv-ssh   (one RFC 5424 line per event)");
+    println!(
+        "  Captured events:    {b} --data-dir {} logs --follow   (shipped by the worker over mTLS)",
+        master.display()
+    );
+    println!(
+        "  Attackers:          {b} --data-dir {} attackers       (credentials: logs --event-type auth_attempt)",
+        master.display()
+    );
+    println!("  Raw lines:          docker logs -f demo-srv-ssh   (one RFC 5424 line per event)");
     println!("\nThe control plane (logs in {}):", data.display());
     println!(
         "  Workers:            DECNET_SWARMCTL_URL=http://127.0.0.1:{OPERATOR_PORT} {b} --data-dir {} swarm list",

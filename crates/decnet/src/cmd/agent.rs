@@ -53,6 +53,10 @@ pub struct AgentArgs {
     /// Do not ship spooled events.
     #[arg(long)]
     pub no_log_forward: bool,
+    /// Static decky binary the image is built from (default: decnet-decky next to
+    /// decnet).
+    #[arg(long, env = "DECNET_DECKY_BIN", value_name = "PATH")]
+    pub decky_bin: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -184,7 +188,7 @@ fn fake_backend(
 /// socket; deckies go to the same project the CLI uses for these settings
 /// (`DECNET_PROJECT`, else one per relocated data directory, else `decnet`), so `decnet
 /// status` with the agent's `--data-dir` sees what the agent deployed.
-async fn docker_backend(ctx: &Ctx) -> Result<Arc<dyn AgentBackend>> {
+async fn docker_backend(ctx: &Ctx, decky_bin: Option<PathBuf>) -> Result<Arc<dyn AgentBackend>> {
     let engine = super::live::engine().await?;
     let project = super::live::project(&ctx.settings)?;
     Ok(Arc::new(RuntimeBackend::new(
@@ -192,7 +196,7 @@ async fn docker_backend(ctx: &Ctx) -> Result<Arc<dyn AgentBackend>> {
         Arc::new(decnet_runtime::hairpin::NetlinkHostNetwork),
         ctx.settings.clone(),
         project,
-        None,
+        decky_bin,
     )))
 }
 
@@ -218,7 +222,7 @@ pub fn run(ctx: &Ctx, args: &AgentArgs) -> Result<Status> {
     let (backend, detector) = match fake_backend(&env, args.interface.clone())? {
         Some(pair) => pair,
         None => {
-            let backend = rt.block_on(docker_backend(ctx))?;
+            let backend = rt.block_on(docker_backend(ctx, args.decky_bin.clone()))?;
             let interface = args.interface.clone();
             let detector: Arc<dyn LanDetector> = Arc::new(move || detect_lan(interface.as_deref()));
             (backend, detector)
