@@ -20,9 +20,11 @@ pub const MAX_PENDING_HEARTBEATS: usize = 1024;
 /// Heartbeats recorded in one transaction.
 pub const MAX_HEARTBEAT_BATCH: usize = 256;
 
-/// Longest wait for the store to record one batch. Past it the transaction is dropped
-/// (rolled back) and every heartbeat of the batch is answered 503, so a hung database
-/// stalls no agent longer than this.
+/// Longest wait for the store to record one batch. Past it every heartbeat of the batch
+/// is answered 503, so a hung database stalls no agent longer than this; the write itself
+/// is left to finish (with its shard locks held), never cancelled: dropping a SQLite
+/// transaction in the middle of a statement can leave the database locked for every
+/// later writer.
 pub const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const _: () = assert!(MAX_HEARTBEAT_BATCH <= decnet_store::limits::MAX_BATCH);
 const _: () = assert!(MAX_HEARTBEAT_BATCH > 0);
@@ -186,25 +188,25 @@ pub async fn record_batch(ctrl: &Controller, batch: Vec<Pending>) {
         });
         plans.push(plan);
     }
-    let result = tokio::time::timeout(
-        STORE_TIMEOUT,
-        ctrl.repo.apply_heartbeats(&writes, Timestamp::now()),
-    )
-    .await;
-    drop(writes);
+    let write = ctrl.repo.apply_heartbeats(&writes, Timestamp::now());
+    tokio::pin!(write);
+    let result = tokio::time::timeout(STORE_TIMEOUT, &mut write).await;
     let outcomes = match result {
         Ok(Ok(o)) => o,
         Err(_) => {
             tracing::error!(
                 heartbeats = batch.len(),
-                "The store did not record heartbeats in time"
+                "The store did not record heartbeats in time; answering 503 and letting the write finish"
             );
-            drop(guards);
             for p in batch {
                 let _ = p.reply.send(Err(ApiError::unavailable(
                     "the database did not answer in time, retry later",
                 )));
             }
+            if let Err(e) = write.await {
+                tracing::error!(error = %e, "Late heartbeat write failed");
+            }
+            drop(guards);
             return;
         }
         Ok(Err(e)) => {
