@@ -136,8 +136,8 @@ pub fn run(ctx: &Ctx, args: &CollectArgs) -> Result<Status> {
     let siem = args.siem.target()?;
     if worker && siem.is_some() {
         return Err(invalid(
-            "--log-target is set on the master (decnet swarmctl / decnet collect there): a \
-             worker's events are sent to the SIEM once they are stored",
+            "--log-target belongs on the master (`decnet swarmctl --log-target`): a \
+             worker's events are copied to the SIEM once the master has stored them",
         ));
     }
     let cursor_path = ctx.settings.collector_dir.join(collector::CURSOR_FILE);

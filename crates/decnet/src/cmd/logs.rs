@@ -111,7 +111,10 @@ pub struct AttackersArgs {
     /// How many to show (at most 1000).
     #[arg(short = 'n', long, default_value_t = 50, value_name = "N")]
     pub limit: u32,
-    /// Print JSON instead of a table.
+    /// Keep printing attackers as they are first seen or seen again (Ctrl-C to stop).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Print JSON instead of a table (with --follow: one object per line).
     #[arg(long)]
     pub json: bool,
 }
@@ -551,16 +554,77 @@ pub fn attackers(ctx: &Ctx, args: &AttackersArgs) -> Result<Status> {
         offset: 0,
         limit: args.limit,
     };
-    let rows = live::runtime()?.block_on(async {
+    live::runtime()?.block_on(async {
         let store = open_store(ctx).await?;
-        store.list_attackers(&query).await.context("read attackers")
-    })?;
-    if args.json {
-        return output::json(&rows).map(|()| Status::Ok);
+        let rows = store
+            .list_attackers(&query)
+            .await
+            .context("read attackers")?;
+        if !args.follow {
+            if args.json {
+                return output::json(&rows).map(|()| Status::Ok);
+            }
+            print_attackers(&rows, true, false)?;
+            return Ok(Status::Ok);
+        }
+        // Newest activity last, like `logs`; then what changes, as it changes.
+        let mut seen: std::collections::HashMap<String, (Timestamp, u64)> = rows
+            .iter()
+            .map(|a| (a.ip.clone(), (a.last_seen, a.event_count)))
+            .collect();
+        let mut first: Vec<_> = rows;
+        first.reverse();
+        print_attackers(&first, !args.json, args.json)?;
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return Ok(Status::Ok),
+                () = tokio::time::sleep(FOLLOW_POLL) => {}
+            }
+            // The newest page by last activity holds every attacker that changed since
+            // the last poll (unless more than a page changed in one second).
+            let page = store
+                .list_attackers(&AttackerQuery {
+                    limit: MAX_PAGE_SIZE,
+                    ..query.clone()
+                })
+                .await
+                .context("read attackers")?;
+            let mut changed: Vec<_> = page
+                .into_iter()
+                .filter(|a| seen.get(&a.ip) != Some(&(a.last_seen, a.event_count)))
+                .collect();
+            changed.reverse();
+            for a in &changed {
+                seen.insert(a.ip.clone(), (a.last_seen, a.event_count));
+            }
+            if seen.len() > 4 * MAX_PAGE_SIZE as usize {
+                // Bounded memory: forget all but the newest activity.
+                let mut newest: Vec<_> = seen.into_iter().collect();
+                newest.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+                newest.truncate(MAX_PAGE_SIZE as usize);
+                seen = newest.into_iter().collect();
+            }
+            print_attackers(&changed, false, args.json)?;
+        }
+    })
+}
+
+fn print_attackers(rows: &[decnet_store::Attacker], header: bool, json_lines: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json_lines {
+        for a in rows {
+            serde_json::to_writer(&mut out, a)?;
+            out.write_all(b"\n")?;
+        }
+        return Ok(out.flush()?);
     }
     if rows.is_empty() {
-        println!("no attackers");
-        return Ok(Status::Ok);
+        if header {
+            writeln!(out, "no attackers")?;
+        }
+        return Ok(());
     }
     let mut t = output::table(&[
         "IP",
@@ -570,7 +634,11 @@ pub fn attackers(ctx: &Ctx, args: &AttackersArgs) -> Result<Status> {
         "DECKIES",
         "SERVICES",
     ]);
-    for a in &rows {
+    if !header {
+        t.load_preset(comfy_table::presets::NOTHING);
+        t.set_header(Vec::<String>::new());
+    }
+    for a in rows {
         t.add_row(vec![
             a.ip.clone(),
             a.first_seen.to_rfc3339().unwrap_or_default(),
@@ -580,8 +648,8 @@ pub fn attackers(ctx: &Ctx, args: &AttackersArgs) -> Result<Status> {
             a.services.join(","),
         ]);
     }
-    println!("{t}");
-    Ok(Status::Ok)
+    writeln!(out, "{t}")?;
+    Ok(out.flush()?)
 }
 
 #[cfg(test)]

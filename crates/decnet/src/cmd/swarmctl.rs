@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::Args;
 use decnet_fleet::logs::ingest::Ingester;
+use decnet_fleet::logs::siem::SiemOutput;
 use decnet_swarm::listen::{self, LogListener};
 use decnet_swarm::master::{self, Controller, ControllerOptions, DEFAULT_TOKEN_TTL};
 use decnet_swarm::proto::{DEFAULT_SWARMCTL_PORT, DEFAULT_WORKER_PORT};
@@ -49,6 +50,9 @@ pub struct SwarmctlArgs {
     /// Log listener for workers' forwarded events (RFC 5425 over mTLS), or `off`.
     #[arg(long, default_value = "0.0.0.0:6514", value_name = "ADDR|off")]
     pub syslog_listen: String,
+    /// Copy of every stored worker event to a SIEM.
+    #[command(flatten)]
+    pub siem: super::collect::SiemArgs,
 }
 
 /// `--syslog-listen`: an address, or `None` for `off`.
@@ -132,6 +136,12 @@ pub fn run(ctx: &Ctx, args: &SwarmctlArgs) -> Result<Status> {
         master_dir: ctx.settings.master_dir.clone(),
     };
     let syslog = syslog_listen(&args.syslog_listen)?;
+    let siem = args.siem.target()?;
+    if syslog.is_none() && siem.is_some() {
+        return Err(invalid(
+            "--log-target needs the log listener: it copies the workers' stored events (see --syslog-listen)",
+        ));
+    }
     let store = decnet_store::StoreConfig::from_host_config(&ctx.host, &ctx.settings)?;
     runtime()?.block_on(async move {
         let repo = decnet_store::open(&store)
@@ -140,11 +150,16 @@ pub fn run(ctx: &Ctx, args: &SwarmctlArgs) -> Result<Status> {
         let ctrl = Arc::new(Controller::new(repo, opts).map_err(swarm_err)?);
         // Workers' forwarded events go through the same ingester as local ones.
         let (stop_logs, logs_stopped) = tokio::sync::oneshot::channel::<()>();
+        let siem_stop = tokio_util::sync::CancellationToken::new();
         let mut bus = None;
         let logs = match syslog {
             Some(addr) => {
                 bus = open_bus(ctx, "swarmctl-logs").await?;
-                let sink = Arc::new(Ingester::new(ctrl.repo.clone(), bus.clone()));
+                let mut ingester = Ingester::new(ctrl.repo.clone(), bus.clone());
+                if let Some(target) = siem {
+                    ingester = ingester.with_siem(SiemOutput::start(target, siem_stop.clone()));
+                }
+                let sink = Arc::new(ingester);
                 let listener = LogListener::new(
                     &ctrl.swarmctl,
                     ctrl.repo.clone(),
@@ -177,6 +192,7 @@ pub fn run(ctx: &Ctx, args: &SwarmctlArgs) -> Result<Status> {
         if let Some(task) = logs {
             let _ = task.await;
         }
+        siem_stop.cancel();
         close_bus(bus.as_ref()).await;
         result.map_err(swarm_err)?;
         Ok(Status::Ok)

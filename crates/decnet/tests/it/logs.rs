@@ -176,3 +176,104 @@ fn follow_prints_new_events_as_they_are_stored() {
     assert_eq!(seen[0]["event_type"], "message_stored");
     assert_eq!(seen[2]["event_type"], "auth_attempt");
 }
+
+#[test]
+fn attackers_follow_prints_new_and_changed_attackers() {
+    let env = Env::new();
+    let text = std::fs::read_to_string(fixture("reference-decnet.log")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let first = env.path("first.log");
+    std::fs::write(&first, format!("{}\n", lines[..2].join("\n"))).unwrap();
+    import(&env, &first);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_decnet"))
+        .arg("--data-dir")
+        .arg(env.home())
+        .args(["attackers", "--follow", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["ip"], "203.0.113.50");
+    assert_eq!(v["event_count"], 2);
+    let rest = env.path("rest.log");
+    std::fs::write(&rest, format!("{}\n", lines[2..5].join("\n"))).unwrap();
+    import(&env, &rest);
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["ip"], "198.51.100.23");
+    assert_eq!(v["event_count"], 3);
+}
+
+#[test]
+fn siem_targets_are_checked_before_anything_starts() {
+    let env = Env::new();
+    for (args, needle) in [
+        (
+            &[
+                "collect",
+                "--mode",
+                "master",
+                "--log-target",
+                "udp://127.0.0.1:514",
+            ][..],
+            "tcp:// or tls://",
+        ),
+        (
+            &["collect", "--mode", "master", "--log-target", "127.0.0.1"],
+            "HOST:PORT",
+        ),
+        (
+            &[
+                "collect",
+                "--mode",
+                "master",
+                "--log-target",
+                "tls://127.0.0.1:6514",
+            ],
+            "--log-target-ca",
+        ),
+        (
+            &[
+                "collect",
+                "--mode",
+                "master",
+                "--log-target",
+                "tls://127.0.0.1:6514",
+                "--log-target-ca",
+                "/nonexistent.pem",
+            ],
+            "/nonexistent.pem",
+        ),
+        (
+            &[
+                "collect",
+                "--mode",
+                "worker",
+                "--log-target",
+                "127.0.0.1:514",
+            ],
+            "decnet swarmctl --log-target",
+        ),
+        (
+            &[
+                "swarmctl",
+                "--syslog-listen",
+                "off",
+                "--log-target",
+                "127.0.0.1:514",
+            ],
+            "--syslog-listen",
+        ),
+    ] {
+        let o = env.run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+}
