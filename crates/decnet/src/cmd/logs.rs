@@ -602,7 +602,7 @@ pub fn attackers(ctx: &Ctx, args: &AttackersArgs) -> Result<Status> {
             if seen.len() > 4 * MAX_PAGE_SIZE as usize {
                 // Bounded memory: forget all but the newest activity.
                 let mut newest: Vec<_> = seen.into_iter().collect();
-                newest.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+                newest.sort_by_key(|e| std::cmp::Reverse(e.1.0));
                 newest.truncate(MAX_PAGE_SIZE as usize);
                 seen = newest.into_iter().collect();
             }
