@@ -115,7 +115,32 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(super::db("opening the sqlite database"))?;
-        MIGRATOR.run(&pool).await.map_err(crate::Error::Migrate)?;
+        // Daemons and CLI commands of one host may open a new database at the same
+        // moment; SQLite has no migration lock of its own (two processes both ran the
+        // first migration: "table fleet_deckies already exists"), so a lock file next to
+        // the database serialises the migrations.
+        let lock_path = migration_lock_path(path);
+        let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)?;
+            file.lock()?;
+            Ok(file)
+        })
+        .await
+        .map_err(|e| crate::Error::Io {
+            path: migration_lock_path(path),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(|source| crate::Error::Io {
+            path: migration_lock_path(path),
+            source,
+        })?;
+        let migrated = MIGRATOR.run(&pool).await.map_err(crate::Error::Migrate);
+        drop(lock);
+        migrated?;
         tracing::debug!(path = %path.display(), "Opened SQLite store");
         let stop = tokio_util::sync::CancellationToken::new();
         tokio::spawn(checkpoint_loop(pool.clone(), stop.clone()));
@@ -152,6 +177,13 @@ async fn checkpoint_loop(pool: Pool<Sqlite>, stop: tokio_util::sync::Cancellatio
             tracing::debug!(error = %e, "WAL checkpoint skipped");
         }
     }
+}
+
+/// The lock file that serialises migrations of the database at `path`.
+fn migration_lock_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".migrate-lock");
+    path.with_file_name(name)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

@@ -81,6 +81,29 @@ async fn reopening_keeps_data_and_migrations_are_idempotent() -> anyhow::Result<
     Ok(())
 }
 
+/// Daemons of one host open a new database at the same moment: every open succeeds
+/// (without the migration lock, two of them ran the first migration and one failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_opens_all_succeed() -> anyhow::Result<()> {
+    for round in 0..5 {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("decnet.db");
+        let opens: Vec<_> = (0..6)
+            .map(|_| {
+                let path = path.clone();
+                tokio::spawn(async move { SqliteStore::open_path(&path).await })
+            })
+            .collect();
+        for open in opens {
+            let store = open
+                .await?
+                .map_err(|e| anyhow::anyhow!("round {round}: {e}"))?;
+            store.close().await;
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn wrong_backend_config_is_refused() {
     let err = SqliteStore::open(&StoreConfig::postgres("postgres://x/y"))

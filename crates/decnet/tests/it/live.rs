@@ -43,10 +43,10 @@ impl Collector {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_decnet"));
         cmd.arg("--data-dir")
             .arg(env.home())
-            .args(["collect", "--mode", "master"])
+            .args(["-v", "collect", "--mode", "master"])
             .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stderr(std::fs::File::create(env.path("collect.log")).unwrap());
         Collector(cmd.spawn().unwrap())
     }
 }
@@ -242,7 +242,8 @@ fn live_fleet_end_to_end() {
             }
             assert!(
                 Instant::now() < deadline,
-                "no {what} stored by decnet collect"
+                "no {what} stored by decnet collect; its log:\n{}",
+                std::fs::read_to_string(env.path("collect.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(300));
         }
