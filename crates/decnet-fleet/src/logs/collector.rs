@@ -16,7 +16,7 @@
 //!   healthy, and the one line they do print — why `decnet-decky hold` failed, on
 //!   stderr — is worth keeping (SV-7). Containers without a `decnet.decky` label are
 //!   skipped.
-//! - **Long lines** are cut (and marked) at [`MAX_COLLECTED_LINE`], so that a worker's
+//! - **Long lines** are cut (and marked) at [`MAX_RAW_LINE`], so that a worker's
 //!   forwarding envelope always fits around them: cut, never dropped.
 //! - **Batches.** Up to [`CollectorOptions::max_batch`] events or
 //!   [`CollectorOptions::batch_window`] after the first, committed with [`Origin::Local`].
@@ -49,7 +49,6 @@ use std::time::Duration;
 use decnet_runtime::engine::{Engine, ObservedContainer};
 use decnet_runtime::logs::{ContainerAction, ContainerEvents, cut_to};
 use decnet_store::Timestamp;
-use decnet_wire::rfc5424;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
@@ -57,7 +56,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{CollectedEvent, EventSink, Origin};
+use super::{CollectedEvent, EventSink, MAX_RAW_LINE, Origin};
 
 /// The cursor file's name under the data directory.
 pub const CURSOR_FILE: &str = "collector-cursors.json";
@@ -71,10 +70,6 @@ pub const MAX_CURSOR_KEYS: usize = 256;
 pub const MAX_CURSOR_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest number of containers in a cursor file.
 pub const MAX_CURSOR_CONTAINERS: usize = 65_536;
-/// Longest line handed on, marker included: a worker wraps every line in the
-/// forwarding envelope, and the wrapped line must still fit in one RFC 5424 line, so
-/// longer lines are cut here (and marked) rather than refused further down.
-pub const MAX_COLLECTED_LINE: usize = rfc5424::MAX_LINE - rfc5424::MAX_ENVELOPE_OVERHEAD;
 /// Default cap on followed containers.
 pub const DEFAULT_MAX_CONTAINERS: usize = 1024;
 /// Default batch size.
@@ -428,7 +423,7 @@ async fn follow_loop(
                 }
                 None => break,
             };
-            let (text, _) = cut_to(line.line, MAX_COLLECTED_LINE);
+            let (text, _) = cut_to(line.line, MAX_RAW_LINE);
             let key = CollectedEvent::container_key(&target.id, line.ts_nanos, &text);
             if !cursor.admits(line.ts_nanos, &key) {
                 continue;
@@ -894,6 +889,7 @@ mod tests {
     use decnet_runtime::fake::FakeEngine;
     use decnet_runtime::logs::LogStream;
     use decnet_runtime::spec::labels;
+    use decnet_wire::rfc5424;
 
     use super::super::{CommitOutcome, SinkError};
     use super::*;
@@ -1144,8 +1140,8 @@ mod tests {
         settle(&sink, 1).await;
         run.stop().await;
         let got = lock(&sink.events)[0].clone();
-        assert!(got.raw_line.len() <= MAX_COLLECTED_LINE);
-        assert!(got.raw_line.len() > MAX_COLLECTED_LINE - 4);
+        assert!(got.raw_line.len() <= MAX_RAW_LINE);
+        assert!(got.raw_line.len() > MAX_RAW_LINE - 4);
         assert!(got.raw_line.ends_with(decnet_runtime::logs::TRUNCATED_MARK));
         assert!(
             long.starts_with(

@@ -19,15 +19,12 @@ use async_trait::async_trait;
 use decnet_store::Timestamp;
 use sha2::{Digest, Sha256};
 
-/// The worker's spool directory name under the data directory (`<data_dir>/spool`,
-/// `decnet_core::Settings::spool_dir`): written by `decnet collect`, read by the agent's
-/// forwarder.
-pub const SPOOL_DIR: &str = "spool";
-
-/// Longest raw line a collector hands on (bytes); longer lines are cut at a character
-/// boundary by the collector. 4 KiB below the 64 KiB RFC 5425 frame cap, so a line
-/// wrapped in the forwarding envelope always fits one frame.
-pub const MAX_RAW_LINE: usize = 60 * 1024;
+/// Longest raw line handed on (bytes, marker included): a worker wraps every line in the
+/// forwarding envelope, and the wrapped line must still fit one RFC 5424 line and one
+/// 64 KiB RFC 5425 frame, so the collector cuts (and marks) longer lines, the ingester
+/// never stores more, and `decnet logs import` refuses longer lines.
+pub const MAX_RAW_LINE: usize =
+    decnet_wire::rfc5424::MAX_LINE - decnet_wire::rfc5424::MAX_ENVELOPE_OVERHEAD;
 
 /// Who vouches for an event's decky and service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,15 +73,10 @@ impl CollectedEvent {
     }
 
     /// The key of an imported line: the line number (16 hex digits) followed by the first
-    /// 192 bits of SHA-256 over the file's identity text, the line number and the line,
-    /// so importing the same file twice inserts nothing new.
-    pub fn import_key(source: &str, line_no: u64, line: &str) -> String {
-        let digest = digest(&[
-            b"import",
-            source.as_bytes(),
-            &line_no.to_be_bytes(),
-            line.as_bytes(),
-        ]);
+    /// 192 bits of SHA-256 over the line number and the line, so importing the same file
+    /// twice inserts nothing new.
+    pub fn import_key(line_no: u64, line: &str) -> String {
+        let digest = digest(&[b"import", &line_no.to_be_bytes(), line.as_bytes()]);
         format!("{line_no:016x}{}", &digest[..48])
     }
 }
@@ -198,9 +190,9 @@ mod tests {
             .map(|t| CollectedEvent::container_key("c", *t, "l"))
             .collect();
         assert_eq!(sorted, by_time);
-        let i = CollectedEvent::import_key("", 7, "x");
+        let i = CollectedEvent::import_key(7, "x");
         assert_eq!(i.len(), 64);
         assert!(i.starts_with("0000000000000007"));
-        assert_ne!(i, CollectedEvent::import_key("", 8, "x"));
+        assert_ne!(i, CollectedEvent::import_key(8, "x"));
     }
 }

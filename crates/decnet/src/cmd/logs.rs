@@ -498,7 +498,7 @@ impl<R: std::io::BufRead> ImportReader<R> {
                 self.blank += 1;
                 continue;
             }
-            let key = CollectedEvent::import_key("", line_no, text);
+            let key = CollectedEvent::import_key(line_no, text);
             let (decky, service) = match decnet_wire::rfc5424::parse_line(text) {
                 Ok(line) => (line.hostname, line.app_name),
                 Err(e) => {
