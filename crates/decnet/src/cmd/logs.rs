@@ -259,8 +259,40 @@ fn list(ctx: &Ctx, args: &ListArgs) -> Result<Status> {
 }
 
 fn print_rows(rows: &[LogRow], json: bool, header: bool) -> Result<()> {
+    let columns = [
+        "ID",
+        "TIME (UTC)",
+        "DECKY",
+        "SERVICE",
+        "EVENT",
+        "ATTACKER",
+        "DETAIL",
+    ];
+    print_page(rows, json, header, &columns, "no events", |r| {
+        vec![
+            r.id.to_string(),
+            r.timestamp.to_rfc3339().unwrap_or_default(),
+            r.decky.clone(),
+            r.service.clone(),
+            r.event_type.clone(),
+            r.attacker_ip.clone(),
+            detail(r),
+        ]
+    })
+}
+
+/// Prints `rows` as JSON lines, or as a table (with its header on the first page of a
+/// listing, bare rows when following); `empty` when a first page has no row.
+fn print_page<T: Serialize>(
+    rows: &[T],
+    json_lines: bool,
+    header: bool,
+    columns: &[&str],
+    empty: &str,
+    cells: impl Fn(&T) -> Vec<String>,
+) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    if json {
+    if json_lines {
         for r in rows {
             serde_json::to_writer(&mut out, r)?;
             out.write_all(b"\n")?;
@@ -269,33 +301,17 @@ fn print_rows(rows: &[LogRow], json: bool, header: bool) -> Result<()> {
     }
     if rows.is_empty() {
         if header {
-            writeln!(out, "no events")?;
+            writeln!(out, "{empty}")?;
         }
         return Ok(());
     }
-    let mut t = output::table(&[
-        "ID",
-        "TIME (UTC)",
-        "DECKY",
-        "SERVICE",
-        "EVENT",
-        "ATTACKER",
-        "DETAIL",
-    ]);
+    let mut t = output::table(columns);
     if !header {
         t.load_preset(comfy_table::presets::NOTHING);
         t.set_header(Vec::<String>::new());
     }
     for r in rows {
-        t.add_row(vec![
-            r.id.to_string(),
-            r.timestamp.to_rfc3339().unwrap_or_default(),
-            r.decky.clone(),
-            r.service.clone(),
-            r.event_type.clone(),
-            r.attacker_ip.clone(),
-            detail(r),
-        ]);
+        t.add_row(cells(r));
     }
     writeln!(out, "{t}")?;
     Ok(out.flush()?)
@@ -612,44 +628,24 @@ pub fn attackers(ctx: &Ctx, args: &AttackersArgs) -> Result<Status> {
 }
 
 fn print_attackers(rows: &[decnet_store::Attacker], header: bool, json_lines: bool) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    if json_lines {
-        for a in rows {
-            serde_json::to_writer(&mut out, a)?;
-            out.write_all(b"\n")?;
-        }
-        return Ok(out.flush()?);
-    }
-    if rows.is_empty() {
-        if header {
-            writeln!(out, "no attackers")?;
-        }
-        return Ok(());
-    }
-    let mut t = output::table(&[
+    let columns = [
         "IP",
         "FIRST SEEN",
         "LAST SEEN",
         "EVENTS",
         "DECKIES",
         "SERVICES",
-    ]);
-    if !header {
-        t.load_preset(comfy_table::presets::NOTHING);
-        t.set_header(Vec::<String>::new());
-    }
-    for a in rows {
-        t.add_row(vec![
+    ];
+    print_page(rows, json_lines, header, &columns, "no attackers", |a| {
+        vec![
             a.ip.clone(),
             a.first_seen.to_rfc3339().unwrap_or_default(),
             a.last_seen.to_rfc3339().unwrap_or_default(),
             a.event_count.to_string(),
             a.deckies.join(","),
             a.services.join(","),
-        ]);
-    }
-    writeln!(out, "{t}")?;
-    Ok(out.flush()?)
+        ]
+    })
 }
 
 #[cfg(test)]
