@@ -29,9 +29,9 @@ use decnet_store::{HostStatus, Repository, SwarmHost};
 use decnet_wire::rfc5425;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use crate::pki::{CertInfo, Identity, Role};
+use crate::serve::{accept_each, handshake};
 use crate::tls::{ClientAuth, Peer, server_config};
 use crate::{Error, Result};
 
@@ -45,8 +45,6 @@ pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
 /// Most worker connections at once; further ones are closed at accept.
 pub const MAX_CONNECTIONS: usize = 128;
-/// Longest TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection that sends nothing for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often a long-lived connection's certificate is checked again (revocation).
@@ -195,48 +193,16 @@ impl LogListener {
     /// Serves on a bound listener until `shutdown` resolves; open connections are then
     /// dropped (whatever they did not get acknowledged is sent again by the forwarder).
     pub async fn run_on(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.clone());
         let this = Arc::new(self);
-        let mut connections = tokio::task::JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            while connections.try_join_next().is_some() {}
-            let (stream, remote) = tokio::select! {
-                () = &mut shutdown => {
-                    connections.abort_all();
-                    return;
-                }
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Log listener accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                tracing::warn!(peer = %remote, "Too many log connections; closing");
-                continue;
-            };
+        accept_each(listener, MAX_CONNECTIONS, shutdown, move |stream, remote| {
             let this = this.clone();
             let acceptor = acceptor.clone();
-            connections.spawn(async move {
-                let _permit = permit;
+            async move {
                 let _ = stream.set_nodelay(true);
-                let tls =
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::info!(peer = %remote, error = %e, "Log connection: TLS handshake refused");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::info!(peer = %remote, "Log connection: TLS handshake timed out");
-                            return;
-                        }
-                    };
+                let Some(tls) = handshake(&acceptor, stream, remote).await else {
+                    return;
+                };
                 let peer = Peer::from_tls(remote, tls.get_ref().1);
                 let host = match authorize(this.repo.as_ref(), peer.cert.as_ref()).await {
                     Ok(Ok(h)) => h,
@@ -258,8 +224,9 @@ impl LogListener {
                         tracing::warn!(peer = %remote, worker = %host.name, error = %e, "Log connection closed");
                     }
                 }
-            });
-        }
+            }
+        })
+        .await;
     }
 
     /// Commits `batch` in a task of its own: a connection dropped mid-commit (listener

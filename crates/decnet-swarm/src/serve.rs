@@ -14,7 +14,9 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt as _;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde::de::DeserializeOwned;
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
@@ -194,8 +196,67 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    accept_each(
+        listener,
+        MAX_CONNECTIONS,
+        shutdown,
+        move |stream, remote| {
+            let router = router.clone();
+            let acceptor = acceptor.clone();
+            async move {
+                let builder = {
+                    let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    b.http1()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT);
+                    b
+                };
+                match acceptor {
+                    Some(acceptor) => {
+                        let Some(tls) = handshake(&acceptor, stream, remote).await else {
+                            return;
+                        };
+                        let peer = Peer::from_tls(remote, tls.get_ref().1);
+                        let svc = hyper::service::service_fn(move |req| {
+                            let (router, peer) = (router.clone(), peer.clone());
+                            async move {
+                                Ok::<_, std::convert::Infallible>(handle(router, peer, req).await)
+                            }
+                        });
+                        let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
+                    }
+                    None => {
+                        let peer = Peer::plain(remote);
+                        let svc = hyper::service::service_fn(move |req| {
+                            let (router, peer) = (router.clone(), peer.clone());
+                            async move {
+                                Ok::<_, std::convert::Infallible>(handle(router, peer, req).await)
+                            }
+                        });
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// Accepts connections until `shutdown` resolves, each handled by `handle` in a task of
+/// its own, at most `max` at once (further ones are closed at accept, logged). An accept
+/// error is logged and retried after 50 ms; shutdown drops the open connections. Used by
+/// the HTTP servers and the log listener.
+pub(crate) async fn accept_each<F, Fut>(
+    listener: TcpListener,
+    max: usize,
+    shutdown: impl Future<Output = ()>,
+    mut handle: F,
+) where
+    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(max));
     // Connections end with the server: shutting down drops them too.
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -219,48 +280,30 @@ pub async fn serve(
             tracing::warn!(peer = %remote, "Too many connections; closing");
             continue;
         };
-        let router = router.clone();
-        let acceptor = acceptor.clone();
+        let connection = handle(stream, remote);
         connections.spawn(async move {
             let _permit = permit;
-            let builder = {
-                let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                b.http1()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT);
-                b
-            };
-            match acceptor {
-                Some(acceptor) => {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::info!(peer = %remote, error = %e, "TLS handshake refused");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::info!(peer = %remote, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let peer = Peer::from_tls(remote, tls.get_ref().1);
-                    let svc = hyper::service::service_fn(move |req| {
-                        let (router, peer) = (router.clone(), peer.clone());
-                        async move { Ok::<_, std::convert::Infallible>(handle(router, peer, req).await) }
-                    });
-                    let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
-                }
-                None => {
-                    let peer = Peer::plain(remote);
-                    let svc = hyper::service::service_fn(move |req| {
-                        let (router, peer) = (router.clone(), peer.clone());
-                        async move { Ok::<_, std::convert::Infallible>(handle(router, peer, req).await) }
-                    });
-                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-                }
-            }
+            connection.await;
         });
+    }
+}
+
+/// The server side of a TLS handshake, within [`HANDSHAKE_TIMEOUT`]; `None` (logged)
+/// when the peer is refused or too slow.
+pub(crate) async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    remote: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::info!(peer = %remote, error = %e, "TLS handshake refused");
+            None
+        }
+        Err(_) => {
+            tracing::info!(peer = %remote, "TLS handshake timed out");
+            None
+        }
     }
 }
