@@ -156,9 +156,14 @@ fn fields_of(line: &Line, params: &[(String, String)], event: &CollectedEvent) -
             Value::String(cut(&line.app_name, MAX_LABEL_LEN).to_owned()),
         );
     }
-    // JSON escaping can at most sextuple a value (\u00XX); the raw line is ≤ 60 KiB, so
-    // this only triggers on lines full of control characters.
-    while serde_json::to_vec(&out).map_or(0, |v| v.len()) > MAX_FIELDS_BYTES - 64 {
+    // JSON escaping at most sextuples a value (\u00XX), and every name and value comes
+    // from the line (plus the claims, each ≤ MAX_LABEL_LEN): only a long line can
+    // produce fields over the store's limit, so only such a line pays for measuring them
+    // (the store encodes them once more anyway).
+    let bound = 6 * event.raw_line.len() + 4 * MAX_LABEL_LEN + 1024;
+    while bound > MAX_FIELDS_BYTES - 64
+        && serde_json::to_vec(&out).map_or(0, |v| v.len()) > MAX_FIELDS_BYTES - 64
+    {
         let Some(last) = out.keys().next_back().cloned() else {
             break;
         };
@@ -506,6 +511,21 @@ mod tests {
         assert_eq!(c.secret_kind, "plaintext");
         assert_eq!(c.secret_printable.as_deref(), Some("???"));
         assert_eq!(c.seen_at, RCV, "no TIMESTAMP: Docker's time");
+    }
+
+    #[test]
+    fn fields_that_would_overflow_the_store_are_cut() {
+        let control = "\u{1}".repeat(45 * 1024);
+        let line = format!(
+            "<134>1 2026-11-27T08:00:00+00:00 d http - request \
+             [relay@55555 src_ip=\"192.0.2.1\" zbody=\"{control}\"]"
+        );
+        let e = to_ingest(&Origin::Local, &event("d", "http", &line));
+        e.check().unwrap();
+        assert_eq!(e.log.fields["fields_truncated"], true);
+        assert!(!e.log.fields.contains_key("zbody"));
+        assert_eq!(e.log.fields["src_ip"], "192.0.2.1");
+        assert_eq!(e.log.raw_line, line);
     }
 
     #[test]
