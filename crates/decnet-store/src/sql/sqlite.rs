@@ -90,6 +90,30 @@ impl SqliteStore {
                 source,
             })?;
         }
+        // Daemons and CLI commands of one host may open a new database at the same
+        // moment; SQLite has no migration lock of its own (two processes both ran the
+        // first migration: "table fleet_deckies already exists", and the switch to WAL
+        // of a new file can fail with "database is locked"), so a lock file next to the
+        // database serialises opening and migrating.
+        let lock_path = migration_lock_path(path);
+        let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)?;
+            file.lock()?;
+            Ok(file)
+        })
+        .await
+        .map_err(|e| crate::Error::Io {
+            path: migration_lock_path(path),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(|source| crate::Error::Io {
+            path: migration_lock_path(path),
+            source,
+        })?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -115,29 +139,6 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(super::db("opening the sqlite database"))?;
-        // Daemons and CLI commands of one host may open a new database at the same
-        // moment; SQLite has no migration lock of its own (two processes both ran the
-        // first migration: "table fleet_deckies already exists"), so a lock file next to
-        // the database serialises the migrations.
-        let lock_path = migration_lock_path(path);
-        let lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)?;
-            file.lock()?;
-            Ok(file)
-        })
-        .await
-        .map_err(|e| crate::Error::Io {
-            path: migration_lock_path(path),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .map_err(|source| crate::Error::Io {
-            path: migration_lock_path(path),
-            source,
-        })?;
         let migrated = MIGRATOR.run(&pool).await.map_err(crate::Error::Migrate);
         drop(lock);
         migrated?;
