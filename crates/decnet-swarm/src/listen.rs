@@ -12,20 +12,27 @@
 //!    ≤ [`BATCH_WINDOW`] after the first); a batch is committed with
 //!    [`Origin::Worker`] (the host row's name: never the line's HOSTNAME) and then
 //!    acknowledged with the cumulative count of committed frames.
-//! 4. A frame above 64 KiB, a payload that is not an envelope, a sink error, an idle
+//! 4. Each event's decky must be one of that worker's shards, and its service one the
+//!    shard runs; otherwise the event is stored attributed to `-`, with the worker's
+//!    claim kept ([`CollectedEvent::disown`]): a stolen worker certificate cannot write
+//!    into another decky's history. The shard list is read at accept, again with every
+//!    re-check, and on a miss at most once per [`SHARD_REFRESH`].
+//! 5. A frame above 64 KiB, a payload that is not an envelope, a sink error, an idle
 //!    period of [`IDLE_TIMEOUT`] or a revocation seen on a later re-check closes the
 //!    connection; frames before a bad one are committed and acknowledged first.
 //!
 //! The accept loop never waits on a connection: each runs in its own task, at most
 //! [`MAX_CONNECTIONS`] at once.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use decnet_core::HostUuid;
 use decnet_fleet::logs::{CollectedEvent, CommitOutcome, EventSink, Origin, SinkError};
-use decnet_store::{HostStatus, Repository, SwarmHost};
+use decnet_store::{HostScope, HostStatus, Repository, ShardFilter, SwarmHost};
 use decnet_wire::rfc5425;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -49,6 +56,11 @@ pub const MAX_CONNECTIONS: usize = 128;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often a long-lived connection's certificate is checked again (revocation).
 pub const RECHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// Least time between two reads of a worker's shard list caused by events for deckies
+/// it was not assigned.
+pub const SHARD_REFRESH: Duration = Duration::from_secs(1);
+/// Most distinct unassigned deckies warned about per connection.
+const MAX_WARNED: usize = 64;
 /// Bytes read from the socket at once.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -131,6 +143,206 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// Deckies being deployed: a dispatch registers a host's new assignment here before it
+/// calls the agent and withdraws it once the outcome is in the store's shard rows, so the
+/// listener recognises a new decky's first lines, which can arrive before those rows.
+#[derive(Debug, Default)]
+pub struct Assigning {
+    inner: std::sync::Mutex<AssigningInner>,
+    /// Bumped on every withdrawal: a listener whose shard list predates it reads the list
+    /// again on its next miss.
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+/// Decky name → the services it runs (empty: not known).
+type DeckyServices = HashMap<String, HashSet<String>>;
+
+#[derive(Debug, Default)]
+struct AssigningInner {
+    next: u64,
+    /// Host → (registration, decky → services).
+    hosts: HashMap<HostUuid, Vec<(u64, DeckyServices)>>,
+}
+
+/// A registration in [`Assigning`], withdrawn when dropped.
+#[derive(Debug)]
+pub struct AssigningGuard {
+    owner: Arc<Assigning>,
+    host: HostUuid,
+    id: u64,
+}
+
+impl Assigning {
+    /// Registers `deckies` (name, services) as being deployed to `host` until the guard
+    /// is dropped.
+    pub fn begin<'a>(
+        self: &Arc<Self>,
+        host: &HostUuid,
+        deckies: impl IntoIterator<Item = (&'a str, &'a [String])>,
+    ) -> AssigningGuard {
+        let set = deckies
+            .into_iter()
+            .map(|(n, s)| (n.to_owned(), s.iter().cloned().collect()))
+            .collect();
+        let mut g = self.lock();
+        g.next += 1;
+        let id = g.next;
+        g.hosts.entry(host.clone()).or_default().push((id, set));
+        AssigningGuard {
+            owner: self.clone(),
+            host: host.clone(),
+            id,
+        }
+    }
+
+    /// `(decky assigned, service run)` per the deploys in flight to `host`.
+    fn owns(&self, host: &HostUuid, decky: &str, service: &str) -> (bool, bool) {
+        let g = self.lock();
+        let mut out = (false, false);
+        for (_, set) in g.hosts.get(host).into_iter().flatten() {
+            if let Some(services) = set.get(decky) {
+                out.0 = true;
+                out.1 |= services.is_empty() || services.contains(service);
+            }
+        }
+        out
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AssigningInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for AssigningGuard {
+    fn drop(&mut self) {
+        let mut g = self.owner.lock();
+        if let Some(list) = g.hosts.get_mut(&self.host) {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                g.hosts.remove(&self.host);
+            }
+        }
+        drop(g);
+        self.owner
+            .epoch
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// How long a decky removed from a worker's shards stays accepted on a connection that
+/// saw it assigned: lines spooled just before a teardown keep their decky.
+pub const SHARD_RETAIN: Duration = Duration::from_secs(600);
+
+/// The deckies a worker is assigned and the services each runs, to vet the attribution
+/// of its events against.
+struct Shards {
+    host: HostUuid,
+    worker: String,
+    /// Decky name → (its services, empty when not known; when the store last listed it).
+    deckies: HashMap<String, (HashSet<String>, Instant)>,
+    loaded: Instant,
+    /// [`Assigning::epoch`] when the list was last read.
+    epoch: u64,
+    assigning: Option<Arc<Assigning>>,
+    warned: HashSet<String>,
+}
+
+impl Shards {
+    async fn load(
+        repo: &dyn Repository,
+        host: &SwarmHost,
+        assigning: Option<Arc<Assigning>>,
+    ) -> Result<Shards> {
+        let mut s = Shards {
+            host: host.uuid.clone(),
+            worker: host.name.clone(),
+            deckies: HashMap::new(),
+            loaded: Instant::now(),
+            epoch: 0,
+            assigning,
+            warned: HashSet::new(),
+        };
+        s.reload(repo).await?;
+        Ok(s)
+    }
+
+    async fn reload(&mut self, repo: &dyn Repository) -> Result<()> {
+        // The epoch before the read: a withdrawal during it forces another read.
+        let epoch = self.assigning.as_ref().map_or(0, |a| a.epoch());
+        let filter = ShardFilter {
+            host: HostScope::Host(self.host.clone()),
+            state: None,
+        };
+        let now = Instant::now();
+        for shard in repo.list_shards(&filter).await? {
+            self.deckies.insert(
+                shard.decky_name.as_str().to_owned(),
+                (shard.services.into_iter().collect(), now),
+            );
+        }
+        self.deckies
+            .retain(|_, (_, listed)| now.duration_since(*listed) < SHARD_RETAIN);
+        self.loaded = now;
+        self.epoch = epoch;
+        Ok(())
+    }
+
+    /// `(decky assigned, service run)` for `event`.
+    fn owns(&self, event: &CollectedEvent) -> (bool, bool) {
+        let mut out = match self.deckies.get(&event.decky) {
+            None => (false, false),
+            Some((services, _)) => (
+                true,
+                services.is_empty() || services.contains(&event.service),
+            ),
+        };
+        if out != (true, true)
+            && let Some(a) = &self.assigning
+        {
+            let (d, s) = a.owns(&self.host, &event.decky, &event.service);
+            out = (out.0 | d, out.1 | s);
+        }
+        out
+    }
+
+    /// Disowns `event` when it names a decky this worker was not assigned or a service
+    /// that decky does not run. Before that the list is read again when a deploy ended
+    /// since the last read, or at most once per [`SHARD_REFRESH`].
+    async fn vet(&mut self, repo: &dyn Repository, event: &mut CollectedEvent) -> Result<()> {
+        let mut owns = self.owns(event);
+        if owns == (true, true) {
+            return Ok(());
+        }
+        let changed = self
+            .assigning
+            .as_ref()
+            .is_some_and(|a| a.epoch() != self.epoch);
+        if changed || self.loaded.elapsed() >= SHARD_REFRESH {
+            self.reload(repo).await?;
+            owns = self.owns(event);
+            if owns == (true, true) {
+                return Ok(());
+            }
+        }
+        let claim = format!("{}/{}", event.decky, event.service);
+        if self.warned.len() < MAX_WARNED && self.warned.insert(claim.clone()) {
+            tracing::warn!(
+                worker = %self.worker,
+                claim = %claim,
+                "Worker sent events for a decky or service it was not assigned; stored unattributed"
+            );
+        }
+        event.disown(!owns.0, !owns.1);
+        Ok(())
+    }
+}
+
 /// What the listener needs.
 #[derive(Clone)]
 pub struct LogListener {
@@ -138,6 +350,7 @@ pub struct LogListener {
     repo: Arc<dyn Repository>,
     sink: Arc<dyn EventSink>,
     decode: Decode,
+    assigning: Option<Arc<Assigning>>,
     /// Idle timeout per connection ([`IDLE_TIMEOUT`]).
     pub idle_timeout: Duration,
     /// How often a connection's worker is checked again ([`RECHECK_INTERVAL`]).
@@ -171,9 +384,18 @@ impl LogListener {
             repo,
             sink,
             decode,
+            assigning: None,
             idle_timeout: IDLE_TIMEOUT,
             recheck_interval: RECHECK_INTERVAL,
         })
+    }
+
+    /// Also accepts the deckies of deploys in flight ([`Assigning`], the controller's),
+    /// whose shard rows are written only once the deploy's outcome is known.
+    #[must_use]
+    pub fn with_assigning(mut self, assigning: Arc<Assigning>) -> LogListener {
+        self.assigning = Some(assigning);
+        self
     }
 
     /// Binds `addr` and serves until `shutdown` resolves.
@@ -254,6 +476,9 @@ impl LogListener {
     {
         let (mut rd, mut wr) = tokio::io::split(stream);
         let origin = Origin::Worker(host.name.clone());
+        let mut shards = Shards::load(self.repo.as_ref(), host, self.assigning.clone())
+            .await
+            .map_err(|e| format!("store: {e}"))?;
         let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
         let mut batch: Vec<CollectedEvent> = Vec::new();
         let mut batch_bytes = 0usize;
@@ -276,7 +501,11 @@ impl LogListener {
                             .map_err(|_| "payload is not UTF-8".to_owned())
                             .and_then(|text| (self.decode)(text));
                         match event {
-                            Ok(e) => {
+                            Ok(mut e) => {
+                                shards
+                                    .vet(self.repo.as_ref(), &mut e)
+                                    .await
+                                    .map_err(|e| format!("store: {e}"))?;
                                 batch_bytes += payload.len();
                                 batch.push(e);
                                 batch_start.get_or_insert_with(Instant::now);
@@ -300,7 +529,13 @@ impl LogListener {
             if !batch.is_empty() && (full || due || fatal.is_some()) {
                 if last_check.elapsed() >= self.recheck_interval {
                     match authorize(self.repo.as_ref(), peer.cert.as_ref()).await {
-                        Ok(Ok(_)) => last_check = Instant::now(),
+                        Ok(Ok(_)) => {
+                            shards
+                                .reload(self.repo.as_ref())
+                                .await
+                                .map_err(|e| format!("store: {e}"))?;
+                            last_check = Instant::now();
+                        }
                         Ok(Err(r)) => return Err(format!("worker no longer accepted: {r}")),
                         Err(e) => return Err(format!("store: {e}")),
                     }

@@ -438,6 +438,7 @@ async fn follow_loop(
                     service: target.service.clone(),
                     received: Timestamp::from_unix_micros(micros),
                     raw_line: text,
+                    claimed: Default::default(),
                 },
             };
             tokio::select! {

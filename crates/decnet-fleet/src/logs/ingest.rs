@@ -78,6 +78,7 @@ pub fn to_ingest(origin: &Origin, event: &CollectedEvent) -> IngestEvent {
     };
     let Ok(line) = rfc5424::parse_line(&event.raw_line) else {
         log.msg = Some(log.raw_line.clone());
+        insert_disowned(&mut log.fields, event);
         return IngestEvent {
             log,
             credential: None,
@@ -103,6 +104,22 @@ pub fn to_ingest(origin: &Origin, event: &CollectedEvent) -> IngestEvent {
     }
     let credential = credential_of(&log);
     IngestEvent { log, credential }
+}
+
+/// The decky and service a sender named that the receiver could not vouch for
+/// ([`CollectedEvent::disown`]), as `claimed_decky` / `claimed_service`.
+fn insert_disowned(out: &mut JsonObject, event: &CollectedEvent) {
+    for (key, claim) in [
+        ("claimed_decky", &event.claimed.decky),
+        ("claimed_service", &event.claimed.service),
+    ] {
+        if let Some(c) = claim {
+            out.insert(
+                key.to_owned(),
+                Value::String(cut(c, MAX_LABEL_LEN).to_owned()),
+            );
+        }
+    }
 }
 
 /// The event made acceptable to the store after it refused it. The mapping above cuts
@@ -156,11 +173,12 @@ fn fields_of(line: &Line, params: &[(String, String)], event: &CollectedEvent) -
             Value::String(cut(&line.app_name, MAX_LABEL_LEN).to_owned()),
         );
     }
+    insert_disowned(&mut out, event);
     // JSON escaping at most sextuples a value (\u00XX), and every name and value comes
-    // from the line (plus the claims, each ≤ MAX_LABEL_LEN): only a long line can
-    // produce fields over the store's limit, so only such a line pays for measuring them
-    // (the store encodes them once more anyway).
-    let bound = 6 * event.raw_line.len() + 4 * MAX_LABEL_LEN + 1024;
+    // from the line (plus at most four claims, each ≤ MAX_LABEL_LEN): only a long line
+    // can produce fields over the store's limit, so only such a line pays for measuring
+    // them (the store encodes them once more anyway).
+    let bound = 6 * (event.raw_line.len() + 4 * MAX_LABEL_LEN) + 1024;
     while bound > MAX_FIELDS_BYTES - 64
         && serde_json::to_vec(&out).map_or(0, |v| v.len()) > MAX_FIELDS_BYTES - 64
     {
@@ -414,6 +432,7 @@ mod tests {
             service: service.to_owned(),
             received: RCV,
             raw_line: line.to_owned(),
+            claimed: Default::default(),
         }
     }
 
@@ -471,6 +490,30 @@ mod tests {
         assert_eq!(e.log.source_worker.as_deref(), Some("worker-a"));
         let i = to_ingest(&Origin::Imported, &event("decky-01", "ssh", AUTH));
         assert_eq!(i.log.origin, LogOrigin::Imported);
+    }
+
+    #[test]
+    fn a_disowned_event_keeps_its_claim_but_not_the_decky() {
+        for line in [AUTH, "not syslog at all"] {
+            let mut ev = event("decky-01", "ssh", line);
+            ev.disown(true, false);
+            let e = to_ingest(&Origin::Worker("worker-a".into()), &ev);
+            assert_eq!((e.log.decky.as_str(), e.log.service.as_str()), ("-", "-"));
+            assert_eq!(e.log.fields["claimed_decky"], "decky-01", "{line}");
+            assert_eq!(e.log.fields["claimed_service"], "ssh", "{line}");
+            if let Some(c) = e.credential {
+                assert_eq!((c.decky.as_str(), c.service.as_str()), ("-", "-"));
+            }
+        }
+        let mut ev = event("decky-01", "mysql", AUTH);
+        ev.disown(false, true);
+        let e = to_ingest(&Origin::Worker("worker-a".into()), &ev);
+        assert_eq!(
+            (e.log.decky.as_str(), e.log.service.as_str()),
+            ("decky-01", "-")
+        );
+        assert!(!e.log.fields.contains_key("claimed_decky"));
+        assert_eq!(e.log.fields["claimed_service"], "mysql");
     }
 
     #[test]

@@ -52,7 +52,26 @@ pub struct CollectedEvent {
     pub received: Timestamp,
     /// The line exactly as printed (no trailing newline).
     pub raw_line: String,
+    /// What the sender named but the receiver could not vouch for (see
+    /// [`CollectedEvent::disown`]); empty for every event a collector reads itself.
+    pub claimed: Claimed,
 }
+
+/// A decky or service named by a sender that the receiver could not vouch for: the
+/// master's listener finds a worker's event for a decky that is not one of that worker's
+/// shards, or for a service that decky does not run. The claim is kept (as
+/// `claimed_decky` / `claimed_service` in the row's fields) and the event is attributed
+/// to `-` instead, so a worker cannot write into another decky's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claimed {
+    /// The decky the sender named.
+    pub decky: Option<String>,
+    /// The service the sender named.
+    pub service: Option<String>,
+}
+
+/// The attribution of an event nobody vouches for.
+pub const UNATTRIBUTED: &str = "-";
 
 impl CollectedEvent {
     /// The key of a line read from a container: Docker's timestamp of the line
@@ -70,6 +89,21 @@ impl CollectedEvent {
             line.as_bytes(),
         ]);
         format!("{:032x}{}", ordered(docker_ts_nanos), &digest[..32])
+    }
+
+    /// Moves the decky (and the service with it, since it is the decky's), or only the
+    /// service, into [`CollectedEvent::claimed`] and attributes the event to
+    /// [`UNATTRIBUTED`] instead.
+    pub fn disown(&mut self, decky: bool, service: bool) {
+        if decky {
+            self.claimed.decky = Some(std::mem::replace(&mut self.decky, UNATTRIBUTED.to_owned()));
+        }
+        if decky || service {
+            self.claimed.service = Some(std::mem::replace(
+                &mut self.service,
+                UNATTRIBUTED.to_owned(),
+            ));
+        }
     }
 
     /// The key of an imported line: the line number (16 hex digits) followed by the first

@@ -72,6 +72,7 @@ pub fn event_from_envelope(payload: &str) -> Result<CollectedEvent, rfc5424::Env
         service: env.service,
         received: decnet_store::Timestamp::from_unix_micros(env.received_micros),
         raw_line,
+        claimed: Default::default(),
     })
 }
 
@@ -623,6 +624,7 @@ mod tests {
             service: "ssh".into(),
             received: Timestamp::from_unix_seconds(1_700_000_000),
             raw_line: format!("line number {i}"),
+            claimed: Default::default(),
         }
     }
 

@@ -26,6 +26,7 @@ fn event(n: u32, decky: &str, service: &str, line: &str) -> CollectedEvent {
         service: service.to_owned(),
         received: RCV,
         raw_line: line.to_owned(),
+        claimed: Default::default(),
     }
 }
 

@@ -280,6 +280,16 @@ async fn dispatch_host(
             return result;
         }
     };
+    // The log listener accepts these deckies' lines from now on (their first ones can
+    // arrive before the outcome below is written); withdrawn once it is.
+    let assigning = (!dry_run).then(|| {
+        ctrl.assigning.begin(
+            &host.uuid,
+            cfg.deckies
+                .iter()
+                .map(|d| (d.name.as_str(), d.services.as_slice())),
+        )
+    });
     let answer = client
         .deploy(&DeployRequest {
             config: cfg.clone(),
@@ -409,6 +419,7 @@ async fn dispatch_host(
     let written = ctrl.repo.replace_host_shards(&host.uuid, &rows).await;
     ctrl.snapshot_written(&host.uuid, None);
     drop(guard);
+    drop(assigning);
     if let Err(e) = written {
         tracing::error!(host = %host.name, error = %e, "Could not record the deploy outcome");
         result.ok = false;

@@ -79,6 +79,9 @@ pub struct Controller {
     stripes: Vec<tokio::sync::Mutex<()>>,
     snapshots: std::sync::Mutex<HashMap<HostUuid, (u64, std::time::Instant)>>,
     intake: OnceLock<intake::Intake>,
+    /// Deckies being deployed, for the log listener
+    /// ([`crate::listen::LogListener::with_assigning`]).
+    pub assigning: Arc<crate::listen::Assigning>,
 }
 
 /// How long an unchanged heartbeat snapshot may go without being written again (the
@@ -158,6 +161,7 @@ impl Controller {
                 .collect(),
             snapshots: std::sync::Mutex::new(HashMap::new()),
             intake: OnceLock::new(),
+            assigning: Arc::default(),
         })
     }
 

@@ -466,3 +466,146 @@ async fn a_certificate_revoked_mid_stream_stops_the_stream_at_the_next_check() {
     fwd.abort();
     task.abort();
 }
+
+/// The stored row of event `ev`.
+async fn row_of(
+    ctrl: &decnet_swarm::master::Controller,
+    ev: &decnet_fleet::logs::CollectedEvent,
+) -> decnet_store::LogRow {
+    let rows = ctrl
+        .repo
+        .query_logs(&decnet_store::LogQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    rows.into_iter()
+        .find(|r| r.dedup_key == ev.key)
+        .unwrap_or_else(|| panic!("no row for {}", ev.decky))
+}
+
+#[tokio::test]
+async fn events_for_deckies_or_services_a_worker_was_not_assigned_are_stored_unattributed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctrl = controller(dir.path()).await;
+    let id = worker(&ctrl, dir.path(), "worker-1", true).await;
+    // worker-2's decky: worker-1 must not be able to write into its history.
+    worker(&ctrl, dir.path(), "worker-2", true).await;
+    assign(&ctrl, "worker-2", "db-01", &["mysql"]).await;
+    let (task, addr) = start_listener(&ctrl, "127.0.0.1:0".parse().unwrap()).await;
+
+    let own = event(1); // web-01 / ssh: assigned to worker-1
+    let mut foreign = event(2);
+    foreign.decky = "db-01".into();
+    foreign.service = "mysql".into();
+    let mut wrong_service = event(3); // web-03 runs ssh only
+    wrong_service.service = "mysql".into();
+    let mut wire = Vec::new();
+    for e in [&own, &foreign, &wrong_service] {
+        rfc5425::encode(envelope_line(e).as_bytes(), &mut wire).unwrap();
+    }
+    let mut s = raw_client(&ctrl, &id, addr).await;
+    s.write_all(&wire).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"5 ack 3", "all three are stored");
+
+    let r = row_of(&ctrl, &own).await;
+    assert_eq!((r.decky.as_str(), r.service.as_str()), ("web-01", "ssh"));
+    assert!(!r.fields.contains_key("claimed_decky"));
+
+    let r = row_of(&ctrl, &foreign).await;
+    assert_eq!((r.decky.as_str(), r.service.as_str()), ("-", "-"));
+    assert_eq!(r.fields["claimed_decky"], "db-01");
+    assert_eq!(r.fields["claimed_service"], "mysql");
+    assert_eq!(r.source_worker.as_deref(), Some("worker-1"));
+    let in_db01 = ctrl
+        .repo
+        .count_logs(&LogFilter {
+            decky: Some("db-01".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(in_db01, 0, "nothing lands in worker-2's decky");
+
+    let r = row_of(&ctrl, &wrong_service).await;
+    assert_eq!((r.decky.as_str(), r.service.as_str()), ("web-03", "-"));
+    assert_eq!(r.fields["claimed_service"], "mysql");
+    assert!(!r.fields.contains_key("claimed_decky"));
+
+    // A decky assigned while the connection is open is recognised once the list is
+    // read again (on a miss, at most once per SHARD_REFRESH).
+    assign(&ctrl, "worker-1", "new-01", &["ssh"]).await;
+    tokio::time::sleep(decnet_swarm::listen::SHARD_REFRESH).await;
+    let mut late = event(4);
+    late.decky = "new-01".into();
+    let mut wire = Vec::new();
+    rfc5425::encode(envelope_line(&late).as_bytes(), &mut wire).unwrap();
+    s.write_all(&wire).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"5 ack 4");
+    let r = row_of(&ctrl, &late).await;
+    assert_eq!((r.decky.as_str(), r.service.as_str()), ("new-01", "ssh"));
+
+    // A decky of a deploy in flight (no shard row yet) is accepted at once; once the
+    // deploy is over and wrote no row for it, it is not; a decky removed from the shards
+    // while the connection is open stays accepted (lines spooled before a teardown).
+    let (listener2, addr2) = {
+        let l = listener(&ctrl, ingester(&ctrl)).with_assigning(ctrl.assigning.clone());
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        (tokio::spawn(l.run_on(tcp, std::future::pending())), addr)
+    };
+    let mut s = raw_client(&ctrl, &id, addr2).await;
+    let host = decnet_core::HostUuid::new("uuid-worker-1").unwrap();
+    let ssh = vec!["ssh".to_owned()];
+    let deploying = ctrl.assigning.begin(&host, [("fresh-01", ssh.as_slice())]);
+    let mut fresh = event(5);
+    fresh.decky = "fresh-01".into();
+    assert!(
+        ctrl.repo
+            .delete_shard(&host, &decnet_core::DeckyName::new("web-06").unwrap())
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(decnet_swarm::listen::SHARD_REFRESH).await;
+    let removed = event(6); // web-06
+    let mut wire = Vec::new();
+    for e in [&fresh, &removed] {
+        rfc5425::encode(envelope_line(e).as_bytes(), &mut wire).unwrap();
+    }
+    s.write_all(&wire).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"5 ack 2");
+    let r = row_of(&ctrl, &fresh).await;
+    assert_eq!((r.decky.as_str(), r.service.as_str()), ("fresh-01", "ssh"));
+    let r = row_of(&ctrl, &removed).await;
+    assert_eq!((r.decky.as_str(), r.service.as_str()), ("web-06", "ssh"));
+    drop(deploying);
+    let mut again = event(7);
+    again.decky = "fresh-01".into();
+    let mut wire = Vec::new();
+    rfc5425::encode(envelope_line(&again).as_bytes(), &mut wire).unwrap();
+    s.write_all(&wire).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], b"5 ack 3");
+    let r = row_of(&ctrl, &again).await;
+    assert_eq!(r.decky, "-");
+    assert_eq!(r.fields["claimed_decky"], "fresh-01");
+    listener2.abort();
+    task.abort();
+}

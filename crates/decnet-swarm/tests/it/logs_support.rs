@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use decnet_core::HostUuid;
+use decnet_core::{DeckyName, HostUuid};
 use decnet_fleet::logs::ingest::Ingester;
 use decnet_fleet::logs::spool::{Spool, SpoolOptions, envelope_encoder};
 use decnet_fleet::logs::{CollectedEvent, EventSink, Origin};
-use decnet_store::{NewSwarmHost, Timestamp};
+use decnet_store::{ErrorUpdate, FleetState, NewSwarmHost, ShardUpsert, Timestamp};
 use decnet_swarm::forward::Forwarder;
 use decnet_swarm::listen::{LogListener, envelope_decoder};
 use decnet_swarm::master::{Controller, ControllerOptions};
@@ -36,7 +36,8 @@ pub async fn controller(dir: &Path) -> Arc<Controller> {
 }
 
 /// A worker identity signed by the controller's CA, pinned in a new host row when
-/// `enrolled`.
+/// `enrolled` and then assigned deckies `web-00` … `web-15` running ssh (the deckies of
+/// [`event`]).
 pub async fn worker(ctrl: &Controller, dir: &Path, name: &str, enrolled: bool) -> Identity {
     let id = Identity::ensure(
         ctrl.ca(),
@@ -65,8 +66,28 @@ pub async fn worker(ctrl: &Controller, dir: &Path, name: &str, enrolled: bool) -
             })
             .await
             .unwrap();
+        for d in 0..16 {
+            assign(ctrl, name, &format!("web-{d:02}"), &["ssh"]).await;
+        }
     }
     id
+}
+
+/// Assigns decky `decky` running `services` to enrolled worker `worker` (a shard row).
+pub async fn assign(ctrl: &Controller, worker: &str, decky: &str, services: &[&str]) {
+    ctrl.repo
+        .upsert_shard(&ShardUpsert {
+            host_uuid: HostUuid::new(format!("uuid-{worker}")).unwrap(),
+            decky_name: DeckyName::new(decky).unwrap(),
+            services: services.iter().map(|s| (*s).to_owned()).collect(),
+            decky_config: None,
+            decky_ip: None,
+            state: FleetState::Running,
+            last_error: ErrorUpdate::Keep,
+            last_seen: None,
+        })
+        .await
+        .unwrap();
 }
 
 /// The client TLS a worker holding `id` uses towards `ctrl` (controller pinned).
@@ -122,6 +143,7 @@ pub fn event(i: u64) -> CollectedEvent {
         service: "ssh".into(),
         received: Timestamp::from_unix_micros(micros),
         raw_line,
+        claimed: Default::default(),
     }
 }
 

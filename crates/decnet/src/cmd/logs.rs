@@ -531,6 +531,7 @@ impl<R: std::io::BufRead> ImportReader<R> {
                 service,
                 received: self.now,
                 raw_line: text.to_owned(),
+                claimed: Default::default(),
             });
         }
         Ok((!out.is_empty()).then_some(out))

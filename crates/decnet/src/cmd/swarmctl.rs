@@ -166,7 +166,8 @@ pub fn run(ctx: &Ctx, args: &SwarmctlArgs) -> Result<Status> {
                     sink,
                     listen::envelope_decoder(),
                 )
-                .map_err(swarm_err)?;
+                .map_err(swarm_err)?
+                .with_assigning(ctrl.assigning.clone());
                 // The control plane stays up without its log listener (workers keep
                 // spooling until it is back); the operator is told.
                 match tokio::net::TcpListener::bind(addr).await {

@@ -118,16 +118,18 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-/// Spools 300 lines on worker w1 and waits for them in the master's database.
+/// Spools 300 lines of w1's decky-01 and 10 lines naming w2's decky-02 on worker w1 and
+/// waits for them in the master's database.
 fn forward_from_spool(s: &Swarm) {
     use decnet_fleet::logs::spool::{Spool, SpoolOptions, envelope_encoder};
     use decnet_fleet::logs::{CollectedEvent, EventSink as _, Origin};
     let spool_dir = s.home("w1").join("lib/spool");
     std::fs::create_dir_all(&spool_dir).unwrap();
     let spool = Spool::open(&spool_dir, SpoolOptions::default(), envelope_encoder()).unwrap();
-    let events: Vec<CollectedEvent> = (0..300)
+    let events: Vec<CollectedEvent> = (0..310)
         .map(|i| {
-            // Claims decky-99/mysql in the line; the collector attributed it to w1-ssh.
+            // Claims decky-99/mysql in the line; the collector attributed it to decky-01
+            // (the last ten to w2's decky-02, as a compromised w1 could).
             let line = format!(
                 "<134>1 2026-11-27T08:00:00.{i:06}+00:00 decky-99 mysql - auth_attempt \
                  [relay@55555 src_ip=\"198.51.100.{}\" principal=\"root\" \
@@ -136,10 +138,11 @@ fn forward_from_spool(s: &Swarm) {
             );
             CollectedEvent {
                 key: CollectedEvent::container_key("c-w1", i128::from(i), &line),
-                decky: "w1-ssh".into(),
+                decky: if i < 300 { "decky-01" } else { "decky-02" }.into(),
                 service: "ssh".into(),
                 received: decnet_store::Timestamp::now(),
                 raw_line: line,
+                claimed: Default::default(),
             }
         })
         .collect();
@@ -160,15 +163,23 @@ fn forward_from_spool(s: &Swarm) {
     wait_for(
         "w1's spooled lines on the master",
         Duration::from_secs(30),
-        || rows().len() >= 300,
+        || rows().len() >= 310,
     );
     let rows = rows();
-    assert_eq!(rows.len(), 300);
-    assert!(rows.iter().all(|r| r["decky"] == "w1-ssh"
-        && r["service"] == "ssh"
-        && r["origin"] == "forwarded"
+    assert_eq!(rows.len(), 310);
+    assert!(rows.iter().all(|r| r["origin"] == "forwarded"
         && r["source_worker"] == "w1"
         && r["fields"]["claimed_hostname"] == "decky-99"));
+    let (own, foreign): (Vec<_>, Vec<_>) = rows.iter().partition(|r| r["decky"] == "decky-01");
+    assert_eq!(own.len(), 300, "{:?}", rows[0]);
+    assert!(own.iter().all(|r| r["service"] == "ssh"));
+    assert_eq!(foreign.len(), 10);
+    assert!(
+        foreign.iter().all(|r| r["decky"] == "-"
+            && r["service"] == "-"
+            && r["fields"]["claimed_decky"] == "decky-02"),
+        "{foreign:?}"
+    );
     let attackers = s.json(&["attackers", "--json"]);
     assert_eq!(attackers.as_array().unwrap().len(), 7);
 }
@@ -355,10 +366,6 @@ fn swarm_multi_process() {
             && s.status_of("w2").as_deref() == Some("active")
     });
 
-    // Logs: lines spooled on w1 (as `decnet collect` would) reach the master's database
-    // through w1's agent and the master's listener, stamped with w1 from its certificate
-    // and attributed to the decky its collector named, whatever the line claims.
-    forward_from_spool(&s);
     // An enrolled agent told to use an interface that does not exist stops at start
     // (exit 2, naming it) instead of failing every deploy later.
     let out = s.run(
@@ -435,6 +442,12 @@ fn swarm_multi_process() {
         "{}",
         s.log("w1")
     );
+
+    // Logs: lines spooled on w1 (as `decnet collect` would) reach the master's database
+    // through w1's agent and the master's listener, stamped with w1 from its certificate
+    // and attributed to the decky its collector named, whatever the line claims; lines
+    // w1 sends for w2's decky are stored unattributed.
+    forward_from_spool(&s);
 
     let rt = rt();
     // A worker certificate calling another agent: 403 on control routes.
