@@ -467,6 +467,24 @@ async fn a_certificate_revoked_mid_stream_stops_the_stream_at_the_next_check() {
     task.abort();
 }
 
+/// Sends `events` as frames on `s` and returns the acknowledgement that follows.
+async fn send_events(
+    s: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    events: &[&decnet_fleet::logs::CollectedEvent],
+) -> String {
+    let mut wire = Vec::new();
+    for e in events {
+        rfc5425::encode(envelope_line(e).as_bytes(), &mut wire).unwrap();
+    }
+    s.write_all(&wire).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
 /// The stored row of event `ev`.
 async fn row_of(
     ctrl: &decnet_swarm::master::Controller,
@@ -501,18 +519,9 @@ async fn events_for_deckies_or_services_a_worker_was_not_assigned_are_stored_una
     foreign.service = "mysql".into();
     let mut wrong_service = event(3); // web-03 runs ssh only
     wrong_service.service = "mysql".into();
-    let mut wire = Vec::new();
-    for e in [&own, &foreign, &wrong_service] {
-        rfc5425::encode(envelope_line(e).as_bytes(), &mut wire).unwrap();
-    }
     let mut s = raw_client(&ctrl, &id, addr).await;
-    s.write_all(&wire).await.unwrap();
-    let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&buf[..n], b"5 ack 3", "all three are stored");
+    let ack = send_events(&mut s, &[&own, &foreign, &wrong_service]).await;
+    assert_eq!(ack, "5 ack 3", "all three are stored");
 
     let r = row_of(&ctrl, &own).await;
     assert_eq!((r.decky.as_str(), r.service.as_str()), ("web-01", "ssh"));
@@ -544,32 +553,25 @@ async fn events_for_deckies_or_services_a_worker_was_not_assigned_are_stored_una
     tokio::time::sleep(decnet_swarm::listen::SHARD_REFRESH).await;
     let mut late = event(4);
     late.decky = "new-01".into();
-    let mut wire = Vec::new();
-    rfc5425::encode(envelope_line(&late).as_bytes(), &mut wire).unwrap();
-    s.write_all(&wire).await.unwrap();
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&buf[..n], b"5 ack 4");
+    assert_eq!(send_events(&mut s, &[&late]).await, "5 ack 4");
     let r = row_of(&ctrl, &late).await;
     assert_eq!((r.decky.as_str(), r.service.as_str()), ("new-01", "ssh"));
 
     // A decky of a deploy in flight (no shard row yet) is accepted at once; once the
     // deploy is over and wrote no row for it, it is not; a decky removed from the shards
     // while the connection is open stays accepted (lines spooled before a teardown).
-    let (listener2, addr2) = {
-        let l = listener(&ctrl, ingester(&ctrl)).with_assigning(ctrl.assigning.clone());
-        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = tcp.local_addr().unwrap();
-        (tokio::spawn(l.run_on(tcp, std::future::pending())), addr)
-    };
+    let l = listener(&ctrl, ingester(&ctrl)).with_assigning(ctrl.assigning.clone());
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr2 = tcp.local_addr().unwrap();
+    let listener2 = tokio::spawn(l.run_on(tcp, std::future::pending()));
     let mut s = raw_client(&ctrl, &id, addr2).await;
     let host = decnet_core::HostUuid::new("uuid-worker-1").unwrap();
     let ssh = vec!["ssh".to_owned()];
     let deploying = ctrl.assigning.begin(&host, [("fresh-01", ssh.as_slice())]);
     let mut fresh = event(5);
     fresh.decky = "fresh-01".into();
+    // The connection has read its shard list (web-06 in it) once this is acknowledged.
+    assert_eq!(send_events(&mut s, &[&event(6)]).await, "5 ack 1");
     assert!(
         ctrl.repo
             .delete_shard(&host, &decnet_core::DeckyName::new("web-06").unwrap())
@@ -577,17 +579,8 @@ async fn events_for_deckies_or_services_a_worker_was_not_assigned_are_stored_una
             .unwrap()
     );
     tokio::time::sleep(decnet_swarm::listen::SHARD_REFRESH).await;
-    let removed = event(6); // web-06
-    let mut wire = Vec::new();
-    for e in [&fresh, &removed] {
-        rfc5425::encode(envelope_line(e).as_bytes(), &mut wire).unwrap();
-    }
-    s.write_all(&wire).await.unwrap();
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&buf[..n], b"5 ack 2");
+    let removed = event(22); // web-06 again
+    assert_eq!(send_events(&mut s, &[&fresh, &removed]).await, "5 ack 3");
     let r = row_of(&ctrl, &fresh).await;
     assert_eq!((r.decky.as_str(), r.service.as_str()), ("fresh-01", "ssh"));
     let r = row_of(&ctrl, &removed).await;
@@ -595,14 +588,7 @@ async fn events_for_deckies_or_services_a_worker_was_not_assigned_are_stored_una
     drop(deploying);
     let mut again = event(7);
     again.decky = "fresh-01".into();
-    let mut wire = Vec::new();
-    rfc5425::encode(envelope_line(&again).as_bytes(), &mut wire).unwrap();
-    s.write_all(&wire).await.unwrap();
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&buf[..n], b"5 ack 3");
+    assert_eq!(send_events(&mut s, &[&again]).await, "5 ack 4");
     let r = row_of(&ctrl, &again).await;
     assert_eq!(r.decky, "-");
     assert_eq!(r.fields["claimed_decky"], "fresh-01");
