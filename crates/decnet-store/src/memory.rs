@@ -60,12 +60,20 @@ struct Tables {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
+    /// Held for writing by [`MemoryStore::hold_heartbeats`]: heartbeat writes wait.
+    heartbeat_gate: std::sync::Arc<tokio::sync::RwLock<()>>,
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes [`HeartbeatRepo::apply_heartbeats`] wait until the returned guard is
+    /// dropped, as a hung database would: for tests of the callers' timeouts.
+    pub async fn hold_heartbeats(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.heartbeat_gate.clone().write_owned().await
     }
 
     fn lock(&self) -> MutexGuard<'_, Tables> {
@@ -421,6 +429,7 @@ impl HeartbeatRepo for MemoryStore {
         batch: &[HeartbeatWrite],
         at: Timestamp,
     ) -> Result<Vec<HeartbeatOutcome>> {
+        let _gate = self.heartbeat_gate.read().await;
         limits::batch("heartbeat batch", batch.len(), MAX_BATCH)?;
         let encoded: Vec<_> = batch.iter().map(HeartbeatWrite::encode).collect();
         let mut t = self.lock();

@@ -343,7 +343,11 @@ mod tests {
     }
 
     async fn answer(rx: oneshot::Receiver<Reply>) -> (StatusCode, String) {
-        match tokio::time::timeout(Duration::from_secs(10), rx)
+        answer_after(rx, Duration::from_secs(10)).await
+    }
+
+    async fn answer_after(rx: oneshot::Receiver<Reply>, wait: Duration) -> (StatusCode, String) {
+        match tokio::time::timeout(wait, rx)
             .await
             .expect("answered in time")
             .expect("answered at all")
@@ -618,6 +622,49 @@ mod tests {
             shard_names(&repo, "u-a").await,
             [("a3".into(), FleetState::Running)]
         );
+    }
+
+    /// A store that does not answer within STORE_TIMEOUT: the heartbeat is answered
+    /// 503, but its write is not cancelled: it completes once the store answers, with
+    /// the host's shard lock held until then (no deploy outcome can slip in between).
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_store_answers_unavailable_and_the_write_still_completes() {
+        let store = Arc::new(decnet_store::memory::MemoryStore::new());
+        let repo: Arc<dyn Repository> = store.clone();
+        let (ctrl, _dir) = controller(repo.clone()).await;
+        let intake = ctrl.heartbeat_intake().clone();
+        let hold = store.hold_heartbeats().await;
+        let (p, a) = pending("u-a", 'a', status(&["a1"], 1));
+        intake.try_send(p).unwrap();
+        let started = tokio::time::Instant::now();
+        // (Paused clock: it jumps to the recorder's timeout once everything waits.)
+        let (code, _) = answer_after(a, STORE_TIMEOUT * 2).await;
+        assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(started.elapsed() >= STORE_TIMEOUT);
+        assert!(
+            shard_names(&repo, "u-a").await.is_empty(),
+            "not written yet"
+        );
+        let a_host = host("u-a");
+        let lock = tokio::time::timeout(Duration::from_secs(5), ctrl.lock_shards(&a_host));
+        assert!(
+            lock.await.is_err(),
+            "the shard lock is held while the write waits"
+        );
+        drop(hold);
+        let guard = tokio::time::timeout(Duration::from_secs(60), ctrl.lock_shards(&a_host))
+            .await
+            .expect("released once the write is done");
+        drop(guard);
+        assert_eq!(
+            shard_names(&repo, "u-a").await,
+            [("a1".into(), FleetState::Running)],
+            "the late write was completed, not cancelled"
+        );
+        // The recorder serves the next heartbeat.
+        let (p, a) = pending("u-a", 'a', status(&["a2"], 2));
+        intake.try_send(p).unwrap();
+        assert_eq!(answer(a).await.0, StatusCode::NO_CONTENT);
     }
 
     /// A full queue answers 503 at once; what was queued is still answered.
