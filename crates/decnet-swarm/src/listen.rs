@@ -452,8 +452,8 @@ impl LogListener {
     }
 
     /// Commits `batch` in a task of its own: a connection dropped mid-commit (listener
-    /// shutdown, peer gone) never cancels a store transaction half-way, which on SQLite
-    /// can leave the database locked for every later writer. The session keeps reading
+    /// shutdown, peer gone) never cancels a store transaction half-way (the batch is
+    /// then stored and the forwarder's resend is a no-op). The session keeps reading
     /// and decoding the next batch while this one is stored.
     fn spawn_commit(&self, origin: &Origin, batch: Vec<CollectedEvent>) -> InFlight {
         let sink = self.sink.clone();

@@ -136,6 +136,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(busy_timeout)
+            .after_release(|conn, _| Box::pin(release_check(conn)))
             .connect_with(options)
             .await
             .map_err(super::db("opening the sqlite database"))?;
@@ -155,6 +156,26 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Decides whether a connection handed back to the pool may be reused: not while it is
+/// still inside a transaction.
+///
+/// A write whose future is dropped (a client gone, a timeout) can leave its connection in
+/// an open `BEGIN IMMEDIATE` that nothing will ever commit or roll back: the driver's
+/// worker ran the `BEGIN` and handed the acknowledgement over just as the waiting future
+/// was dropped. Reused, that connection keeps the write lock for good (every other writer
+/// waits out its busy timeout and fails) and refuses the next `BEGIN IMMEDIATE`. The ping
+/// first flushes rollbacks the driver queued for transactions dropped the ordinary way;
+/// a connection still in a transaction after it is closed, which rolls it back.
+async fn release_check(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
+    use sqlx::Connection as _;
+    conn.ping().await?;
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::debug!("Closing a SQLite connection left inside a cancelled transaction");
+    }
+    Ok(clean)
 }
 
 /// Checkpoints the WAL every [`CHECKPOINT_INTERVAL`] until `stop` or the pool closes.

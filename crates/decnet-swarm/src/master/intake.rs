@@ -22,9 +22,8 @@ pub const MAX_HEARTBEAT_BATCH: usize = 256;
 
 /// Longest wait for the store to record one batch. Past it every heartbeat of the batch
 /// is answered 503, so a hung database stalls no agent longer than this; the write itself
-/// is left to finish (with its shard locks held), never cancelled: dropping a SQLite
-/// transaction in the middle of a statement can leave the database locked for every
-/// later writer.
+/// is left to finish (with its shard locks held), never cancelled, so the shard rows end
+/// as the heartbeat said and no deploy outcome is written in between.
 pub const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const _: () = assert!(MAX_HEARTBEAT_BATCH <= decnet_store::limits::MAX_BATCH);
 const _: () = assert!(MAX_HEARTBEAT_BATCH > 0);
