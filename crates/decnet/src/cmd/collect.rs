@@ -14,7 +14,6 @@ use decnet_fleet::logs::siem::{SiemOutput, SiemTarget};
 use decnet_fleet::logs::spool::{Spool, SpoolOptions};
 use decnet_runtime::docker::DockerEngine;
 use decnet_runtime::engine::Engine;
-use decnet_store::StoreConfig;
 use rustls_pki_types::ServerName;
 use rustls_pki_types::pem::PemObject as _;
 use tokio_util::sync::CancellationToken;
@@ -146,10 +145,7 @@ pub fn run(ctx: &Ctx, args: &CollectArgs) -> Result<Status> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
     let socket = docker_socket()?;
-    let store_config = (!worker)
-        .then(|| StoreConfig::from_host_config(&ctx.host, &ctx.settings))
-        .transpose()
-        .map_err(|e| invalid(e.to_string()))?;
+    let store_config = (!worker).then(|| super::db::config(ctx)).transpose()?;
     live::runtime()?.block_on(async {
         let token = CancellationToken::new();
         let on_signal = token.clone();
@@ -173,9 +169,7 @@ pub fn run(ctx: &Ctx, args: &CollectArgs) -> Result<Status> {
                 .with_context(|| format!("open the spool {}", spool_dir.display()))?,
             ),
             Some(config) => {
-                let store = decnet_store::open(config)
-                    .await
-                    .context("open the database")?;
+                let store = super::db::open(config).await?;
                 bus = open_bus(ctx, "collector").await?;
                 let mut ingester = Ingester::new(store, bus.clone());
                 if let Some(target) = siem {

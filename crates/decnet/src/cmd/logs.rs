@@ -11,8 +11,7 @@ use decnet_fleet::logs::ingest::Ingester;
 use decnet_fleet::logs::{CollectedEvent, EventSink as _, MAX_RAW_LINE, Origin};
 use decnet_store::limits::MAX_PAGE_SIZE;
 use decnet_store::{
-    AttackerQuery, LogFilter, LogOrigin, LogQuery, LogRow, Order, Repository, StoreConfig,
-    Timestamp,
+    AttackerQuery, LogFilter, LogOrigin, LogQuery, LogRow, Order, Repository, Timestamp,
 };
 use serde::Serialize;
 
@@ -127,11 +126,7 @@ const IMPORT_BATCH: usize = 1000;
 const MAX_NAMED_LINES: usize = 10;
 
 async fn open_store(ctx: &Ctx) -> Result<Arc<dyn Repository>> {
-    let config = StoreConfig::from_host_config(&ctx.host, &ctx.settings)
-        .map_err(|e| invalid(e.to_string()))?;
-    decnet_store::open(&config)
-        .await
-        .context("open the database")
+    super::db::open(&super::db::config(ctx)?).await
 }
 
 pub fn run(ctx: &Ctx, args: &LogsArgs) -> Result<Status> {

@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use decnet_bus::Bus;
 use decnet_core::{DeckyName, DecnetConfig, HostUuid};
 use decnet_fleet::{forget_all, forget_decky, mirror_deploy};
@@ -27,7 +27,7 @@ where
     Fut: Future<Output = Result<()>>,
 {
     let outcome = (|| {
-        let config = StoreConfig::from_host_config(&ctx.host, &ctx.settings)?;
+        let config = super::db::config(ctx)?;
         if let StoreConfig::Sqlite { path, .. } = &config
             && !path.exists()
         {
@@ -36,9 +36,7 @@ where
         }
         let host = reconcile::host_identity(ctx, None)?;
         live::runtime()?.block_on(async {
-            let repo: Arc<dyn FleetRepo> = decnet_store::open(&config)
-                .await
-                .context("open the database")?;
+            let repo: Arc<dyn FleetRepo> = super::db::open(&config).await?;
             let bus = reconcile::open_bus(ctx, "decnet-cli").await?;
             let result = op(repo, bus.clone(), host).await;
             reconcile::close_bus(bus.as_ref()).await;

@@ -5,6 +5,7 @@ pub mod bus;
 mod catalog;
 pub mod collect;
 mod compose;
+mod db;
 mod deploy;
 mod image;
 mod init;

@@ -14,7 +14,7 @@ use decnet_core::hostcfg::HostRole;
 use decnet_fleet::{Connector, LiveInputs, LoopOptions, ReconcileReport, Reconciler};
 use decnet_runtime::docker::DockerEngine;
 use decnet_runtime::engine::Engine;
-use decnet_store::{FleetRepo, StoreConfig};
+use decnet_store::FleetRepo;
 use tokio_util::sync::CancellationToken;
 
 use super::live;
@@ -155,13 +155,10 @@ pub fn run(ctx: &Ctx, args: &ReconcileArgs) -> Result<Status> {
     let host = host_identity(ctx, args.host_uuid.as_deref())?;
     let project = live::project(&ctx.settings)?;
     let socket = docker_socket()?;
-    let store_config = StoreConfig::from_host_config(&ctx.host, &ctx.settings)
-        .map_err(|e| invalid(e.to_string()))?;
+    let store_config = super::db::config(ctx)?;
     let rt = live::runtime()?;
     rt.block_on(async {
-        let repo: Arc<dyn FleetRepo> = decnet_store::open(&store_config)
-            .await
-            .context("open the database")?;
+        let repo: Arc<dyn FleetRepo> = super::db::open(&store_config).await?;
         let bus = open_bus(ctx, "reconciler").await?;
         let connect: Connector = Arc::new(move || {
             let socket = socket.clone();

@@ -142,11 +142,9 @@ pub fn run(ctx: &Ctx, args: &SwarmctlArgs) -> Result<Status> {
             "--log-target needs the log listener: it copies the workers' stored events (see --syslog-listen)",
         ));
     }
-    let store = decnet_store::StoreConfig::from_host_config(&ctx.host, &ctx.settings)?;
+    let store = super::db::config(ctx)?;
     runtime()?.block_on(async move {
-        let repo = decnet_store::open(&store)
-            .await
-            .context("open the database")?;
+        let repo = super::db::open(&store).await?;
         let ctrl = Arc::new(Controller::new(repo, opts).map_err(swarm_err)?);
         // Workers' forwarded events go through the same ingester as local ones.
         let (stop_logs, logs_stopped) = tokio::sync::oneshot::channel::<()>();
