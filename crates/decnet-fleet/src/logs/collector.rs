@@ -180,6 +180,40 @@ impl CollectorStats {
     pub fn over_cap(&self) -> u64 {
         self.lock().over_cap
     }
+
+    /// The collector's fields of its health beat: containers followed, events committed,
+    /// failed commits, followers started, containers refused at the cap.
+    pub fn health_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let g = self.lock();
+        let mut m = serde_json::Map::new();
+        for (k, v) in [
+            ("followed", g.followed.len() as u64),
+            ("committed", g.summary.committed),
+            ("failed_commits", g.summary.failed_commits),
+            ("followers_started", g.summary.followers_started),
+            ("over_cap", g.over_cap),
+        ] {
+            m.insert(k.to_owned(), serde_json::Value::from(v));
+        }
+        m
+    }
+}
+
+/// The collector's worker name on the bus: it beats on `system.collector.health` and
+/// stops on `{"action": "stop"}` at `system.collector.control`.
+pub const WORKER_NAME: &str = "collector";
+
+/// How [`Collector::run_reported`] reports.
+#[derive(Clone)]
+pub struct Reporting {
+    /// The bus (none: no beats, no control).
+    pub bus: Option<Arc<dyn decnet_bus::Bus>>,
+    /// Period of the health beat.
+    pub interval: Duration,
+    /// Fields added to every beat (mode, pid…), under the collector's own.
+    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Tell systemd `READY=1` once running (harmless without `NOTIFY_SOCKET`).
+    pub notify_systemd: bool,
 }
 
 /// One container's position: what has been handed on (or, in the file, committed).
@@ -864,6 +898,55 @@ impl Supervisor {
     }
 }
 
+impl Collector {
+    /// [`Collector::run`], reporting meanwhile: a health beat on
+    /// `system.collector.health` every [`Reporting::interval`] with
+    /// [`CollectorStats::health_fields`], a stop request on `system.collector.control`
+    /// cancels `shutdown`, and systemd is told when it is ready and when it stops.
+    pub async fn run_reported(
+        self,
+        reporting: Reporting,
+        shutdown: CancellationToken,
+    ) -> CollectorSummary {
+        use decnet_bus::worker::{control_listener, health_heartbeat};
+        let Reporting {
+            bus,
+            interval,
+            extra,
+            notify_systemd,
+        } = reporting;
+        // Stops the reporters once the collector returned, whatever ended it.
+        let reporters = shutdown.child_token();
+        let mut tasks = JoinSet::new();
+        if let Ok(name) = decnet_bus::IdToken::new("worker", WORKER_NAME) {
+            let stats = self.stats();
+            tasks.spawn(health_heartbeat(
+                bus.clone(),
+                name.clone(),
+                interval,
+                move || {
+                    let mut fields = extra.clone();
+                    fields.extend(stats.health_fields());
+                    Ok(fields)
+                },
+                reporters.clone(),
+            ));
+            tasks.spawn(control_listener(bus, name, shutdown.clone()));
+        }
+        if notify_systemd && let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready])
+        {
+            tracing::warn!(error = %e, "Cannot notify systemd of readiness");
+        }
+        let summary = self.run(shutdown.clone()).await;
+        if notify_systemd {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        }
+        reporters.cancel();
+        tasks.shutdown().await;
+        summary
+    }
+}
+
 /// Runs the collector until `shutdown` fires: follows every managed container of
 /// `engine`, commits their lines to `sink`, keeps cursors in `cursor_path`.
 ///
@@ -1160,6 +1243,75 @@ mod tests {
         let wrapped = rfc5424::wrap(&env, &got.raw_line);
         assert!(wrapped.len() <= rfc5424::MAX_LINE);
         assert_eq!(rfc5424::unwrap(&wrapped).unwrap().1, got.raw_line);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn health_beats_report_the_counters_and_a_stop_request_ends_the_run() {
+        use decnet_bus::{Bus as _, Envelope, MemoryHub, Pattern, payload_object};
+        let engine = Arc::new(FakeEngine::new());
+        let id = engine.insert_container("a-http", managed("a", "http"), true);
+        for i in 0..3 {
+            engine.push_log(&id, LogStream::Stdout, &format!("line {i}"));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let sink = MemSink::failing(0);
+        let hub = MemoryHub::new(1024);
+        let operator = hub.connect("operator");
+        let mut beats = operator
+            .subscribe(Pattern::new("system.collector.health").unwrap())
+            .await
+            .unwrap();
+        let collector = Collector::new(
+            engine.clone(),
+            sink.clone(),
+            &dir.path().join(CURSOR_FILE),
+            options(),
+        )
+        .unwrap();
+        let mut extra = serde_json::Map::new();
+        extra.insert("mode".into(), "worker".into());
+        let token = CancellationToken::new();
+        let run = tokio::spawn(collector.run_reported(
+            Reporting {
+                bus: Some(Arc::new(hub.connect("collector"))),
+                interval: Duration::from_millis(20),
+                extra,
+                notify_systemd: false,
+            },
+            token.clone(),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let last = loop {
+            let beat = tokio::time::timeout_at(deadline, beats.recv())
+                .await
+                .expect("a beat with the three lines committed")
+                .unwrap();
+            let p = beat.payload.to_map().unwrap();
+            if p["committed"] == 3 {
+                break p;
+            }
+        };
+        assert_eq!(last["followed"], 1);
+        assert_eq!(last["failed_commits"], 0);
+        assert_eq!(last["mode"], "worker");
+        assert_eq!(last["worker"], "collector");
+        operator
+            .publish(Envelope::new(
+                decnet_bus::topics::system_control(
+                    &decnet_bus::IdToken::new("w", WORKER_NAME).unwrap(),
+                ),
+                "control",
+                payload_object(serde_json::json!({"action": "stop"})).unwrap(),
+            ))
+            .await
+            .unwrap();
+        let summary = tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("a stop request ends the run")
+            .unwrap();
+        assert!(token.is_cancelled());
+        assert_eq!(summary.committed, 3);
+        assert_eq!(sink.lines().len(), 3);
     }
 
     #[tokio::test]

@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use decnet_bus::cli::systemd_notify_requested;
+use decnet_bus::worker::DEFAULT_HEALTH_INTERVAL;
 use decnet_fleet::logs::EventSink;
-use decnet_fleet::logs::collector::{self, CollectorOptions};
+use decnet_fleet::logs::collector::{self, Collector, CollectorOptions, Reporting};
 use decnet_fleet::logs::ingest::Ingester;
 use decnet_fleet::logs::siem::{SiemOutput, SiemTarget};
 use decnet_fleet::logs::spool::{Spool, SpoolOptions};
@@ -158,7 +160,9 @@ pub fn run(ctx: &Ctx, args: &CollectArgs) -> Result<Status> {
                 .await
                 .context("connect to Docker")?,
         );
-        let mut bus = None;
+        // The bus carries the master's events, and on both sides the collector's health
+        // beats and stop requests; without one the collector still runs.
+        let bus = open_bus(ctx, "collector").await?;
         let sink: Arc<dyn EventSink> = match &store_config {
             None => Arc::new(
                 Spool::open(
@@ -170,7 +174,6 @@ pub fn run(ctx: &Ctx, args: &CollectArgs) -> Result<Status> {
             ),
             Some(config) => {
                 let store = super::db::open(config).await?;
-                bus = open_bus(ctx, "collector").await?;
                 let mut ingester = Ingester::new(store, bus.clone());
                 if let Some(target) = siem {
                     ingester = ingester.with_siem(SiemOutput::start(target, token.clone()));
@@ -178,24 +181,30 @@ pub fn run(ctx: &Ctx, args: &CollectArgs) -> Result<Status> {
                 Arc::new(ingester)
             }
         };
+        let mode = if worker { "worker" } else { "master" };
+        tracing::info!(mode, "Collecting decky logs");
+        let collector = Collector::new(engine, sink, &cursor_path, CollectorOptions::default())
+            .context("collector")?;
+        let mut extra = serde_json::Map::new();
+        extra.insert("mode".into(), mode.into());
+        extra.insert("pid".into(), std::process::id().into());
+        let summary = collector
+            .run_reported(
+                Reporting {
+                    bus: bus.clone(),
+                    interval: DEFAULT_HEALTH_INTERVAL,
+                    extra,
+                    notify_systemd: systemd_notify_requested(),
+                },
+                token.clone(),
+            )
+            .await;
         tracing::info!(
-            mode = if worker {
-                "worker (spool)"
-            } else {
-                "master (database)"
-            },
-            "Collecting decky logs"
+            committed = summary.committed,
+            left_uncommitted = summary.left_uncommitted,
+            "Collector stopped"
         );
-        let result = collector::run(
-            engine,
-            sink,
-            &cursor_path,
-            CollectorOptions::default(),
-            token.clone(),
-        )
-        .await;
         close_bus(bus.as_ref()).await;
-        result.context("collector")?;
         Ok(Status::Ok)
     })
 }
