@@ -5,7 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-// The lab network is shared with the CLI's and the runtime's live tests (one copy).
+// The teardown guard is shared with the runtime's live tests, the lab network with the
+// CLI's and the runtime's (one copy each).
+#[path = "../../decnet-runtime/tests/it/guard.rs"]
+mod guard;
 #[allow(dead_code)]
 #[path = "../../decnet/tests/it/lab.rs"]
 mod lab;
@@ -25,10 +28,10 @@ use decnet_runtime::hairpin::NetlinkHostNetwork;
 use decnet_runtime::image::ensure_image;
 use decnet_runtime::logs::LogStream;
 use decnet_runtime::spec::Project;
-use decnet_runtime::teardown::{TeardownOptions, teardown_all};
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
+use guard::Teardown;
 use lab::{LIVE, Lab, live_env};
 
 #[derive(Default)]
@@ -58,28 +61,6 @@ impl EventSink for MemSink {
             inserted: batch.len() as u64,
             duplicates: 0,
         })
-    }
-}
-
-struct Teardown<'a> {
-    rt: &'a tokio::runtime::Runtime,
-    engine: &'a DockerEngine,
-    settings: &'a Settings,
-    project: Project,
-}
-
-impl Drop for Teardown<'_> {
-    fn drop(&mut self) {
-        let opts = TeardownOptions {
-            project: self.project.clone(),
-            ..TeardownOptions::default()
-        };
-        let _ = self.rt.block_on(teardown_all(
-            self.engine,
-            &NetlinkHostNetwork,
-            self.settings,
-            &opts,
-        ));
     }
 }
 

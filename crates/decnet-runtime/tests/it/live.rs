@@ -13,6 +13,7 @@ use decnet_runtime::image::{BIN_SHA_LABEL, ensure_image};
 use decnet_runtime::spec::{Project, image_tag, labels};
 use decnet_runtime::teardown::{TeardownOptions, teardown_all};
 
+use crate::guard::Teardown;
 use crate::lab::{LIVE, Lab, interfaces, live_env};
 
 fn config(lab: &Lab) -> DecnetConfig {
@@ -27,28 +28,6 @@ fn config(lab: &Lab) -> DecnetConfig {
         ]
     }))
     .unwrap()
-}
-
-struct Teardown<'a> {
-    rt: &'a tokio::runtime::Runtime,
-    engine: &'a DockerEngine,
-    settings: &'a Settings,
-    project: Project,
-}
-
-impl Drop for Teardown<'_> {
-    fn drop(&mut self) {
-        let opts = TeardownOptions {
-            project: self.project.clone(),
-            ..TeardownOptions::default()
-        };
-        let _ = self.rt.block_on(teardown_all(
-            self.engine,
-            &NetlinkHostNetwork,
-            self.settings,
-            &opts,
-        ));
-    }
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 // The lab network is shared with the CLI's live tests (one copy); this suite does not
 // use every helper in it.
+mod guard;
 #[allow(dead_code)]
 #[path = "../../../decnet/tests/it/lab.rs"]
 mod lab;
