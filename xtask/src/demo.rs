@@ -610,7 +610,8 @@ pub fn demo(root: &Path, args: &[String]) -> Result<(), String> {
 }
 
 /// Makes one request to the web decky from the lab namespace and waits for it to reach
-/// the master's database (worker collector → spool → forwarder → listener → ingester).
+/// the master's database (worker collector → spool → forwarder → listener → ingester),
+/// attributed to that decky (the listener checked it is one of the worker's).
 fn check_events_flow(bin: &Path, master: &Path) {
     let target = format!("http://{PREFIX}.10/demo-probe");
     let _ = Command::new("ip")
@@ -629,14 +630,27 @@ fn check_events_flow(bin: &Path, master: &Path) {
         .status();
     let arrived = || {
         decnet(bin, master)
-            .args(["logs", "--json", "--grep", "/demo-probe", "-n", "1"])
+            .args([
+                "logs",
+                "--json",
+                "--grep",
+                "/demo-probe",
+                "--decky",
+                DECKIES[0].name,
+                "-n",
+                "1",
+            ])
             .output()
             .is_ok_and(|o| o.status.success() && !o.stdout.is_empty())
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::time::Instant::now() < deadline {
         if arrived() {
-            eprintln!("xtask: events flow: a request to {target} reached the master's database");
+            eprintln!(
+                "xtask: events flow: a request to {target} reached the master's database, \
+                 attributed to {}",
+                DECKIES[0].name
+            );
             return;
         }
         std::thread::sleep(Duration::from_millis(500));
