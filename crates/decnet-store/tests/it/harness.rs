@@ -95,6 +95,16 @@ where
     F: FnOnce(Arc<dyn Repository>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    postgres_at(|repo, _| body(repo)).await
+}
+
+/// [`postgres`], also giving `body` the test database's URL (to look at it from a
+/// connection of its own).
+pub async fn postgres_at<F, Fut>(body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<dyn Repository>, String) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     let Some(admin_url) = pg_admin_url()? else {
         return Ok(());
     };
@@ -113,11 +123,14 @@ where
         .execute(&mut admin)
         .await
         .with_context(|| format!("creating test database {db}"))?;
-    let store = PostgresStore::connect(&with_database(&admin_url, &db)?).await;
+    let url = with_database(&admin_url, &db)?;
+    let store = PostgresStore::connect(&url).await;
     let outcome = match store {
         Ok(store) => {
             let store = Arc::new(store);
-            let outcome = AssertUnwindSafe(body(store.clone())).catch_unwind().await;
+            let outcome = AssertUnwindSafe(body(store.clone(), url))
+                .catch_unwind()
+                .await;
             store.close().await;
             outcome
         }

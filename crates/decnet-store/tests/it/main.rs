@@ -4,6 +4,7 @@
 // Test fixtures build known-good values; a panic is the right failure there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cancellation;
 mod contract;
 mod harness;
 mod sqlite_only;
