@@ -9,9 +9,16 @@
 //! Run: `cargo bench -p decnet-bus --bench throughput` with `DECNET_TEST_NATS_URL` set
 //! (`.ci/provision/30-nats.sh` prints it). `BUS_BENCH_MESSAGES` and `BUS_BENCH_ROUNDS`
 //! override the count (300 000) and the rounds (3); `BUS_BENCH_ONLY=decnet` (or `nats`, or
-//! `raw`) runs only that case once, for a profiler.
+//! `raw`) runs only that case once, for a profiler; `BUS_BENCH_BROKER_THREADS` sets the
+//! broker runtime's worker threads (default 2, as `decnet bus` on this 2-core machine).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+/// The allocator of the `decnet` binary, which runs the broker and every client: the bench
+/// measures the product. The reference's clients run in this process too, so they get it
+/// as well (nats-server is its own Go process).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -328,8 +335,13 @@ fn main() {
     // process; the clients share the bench runtime.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.sock");
+    let broker_threads: usize = std::env::var("BUS_BENCH_BROKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(2);
     let broker_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(broker_threads)
         .thread_name("broker")
         .enable_all()
         .build()
