@@ -15,8 +15,11 @@
 //! 4. Each event's decky must be one of that worker's shards, and its service one the
 //!    shard runs; otherwise the event is stored attributed to `-`, with the worker's
 //!    claim kept ([`CollectedEvent::disown`]): a stolen worker certificate cannot write
-//!    into another decky's history. The shard list is read at accept, again with every
-//!    re-check, and on a miss at most once per [`SHARD_REFRESH`].
+//!    into another decky's history. Deckies of a deploy to that worker still in flight
+//!    ([`Assigning`]) count as its own. The shard list is read at accept, again with every
+//!    re-check, and on a miss: at once when a deploy ended since the last read, else at
+//!    most once per [`SHARD_REFRESH`]. A decky removed from the list stays accepted on
+//!    the connection for [`SHARD_RETAIN`].
 //! 5. A frame above 64 KiB, a payload that is not an envelope, a sink error, an idle
 //!    period of [`IDLE_TIMEOUT`] or a revocation seen on a later re-check closes the
 //!    connection; frames before a bad one are committed and acknowledged first.
