@@ -166,8 +166,9 @@ impl SqliteStore {
 /// worker ran the `BEGIN` and handed the acknowledgement over just as the waiting future
 /// was dropped. Reused, that connection keeps the write lock for good (every other writer
 /// waits out its busy timeout and fails) and refuses the next `BEGIN IMMEDIATE`. The ping
-/// first flushes rollbacks the driver queued for transactions dropped the ordinary way;
-/// a connection still in a transaction after it is closed, which rolls it back.
+/// first flushes the rollbacks the driver queued for transactions dropped the ordinary
+/// way; a connection still inside a transaction after that is closed (closing rolls the
+/// transaction back) and the pool opens a fresh one when needed.
 async fn release_check(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
     use sqlx::Connection as _;
     conn.ping().await?;
