@@ -342,8 +342,19 @@ fn detail(r: &LogRow) -> String {
     } else {
         r.msg.clone().unwrap_or_default()
     };
-    if let Some(w) = &r.source_worker {
-        s = format!("{s} [via {w}]");
+    // Where it came from, and what a worker claimed that the master could not vouch for.
+    let claim = match (f("claimed_decky"), f("claimed_service")) {
+        (Some(d), Some(sv)) => Some(format!("claims {d}/{sv}")),
+        (Some(d), None) => Some(format!("claims {d}")),
+        (None, Some(sv)) => Some(format!("claims service {sv}")),
+        (None, None) => None,
+    };
+    let tags: Vec<String> = [r.source_worker.as_ref().map(|w| format!("via {w}")), claim]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !tags.is_empty() {
+        s = format!("{s} [{}]", tags.join(", "));
     }
     let mut cut = s.len().min(80);
     while !s.is_char_boundary(cut) {
@@ -667,6 +678,49 @@ mod tests {
         for bad in ["", "m", "5w", "yesterday", "-5m"] {
             assert!(parse_since(bad, NOW).is_err(), "{bad}");
         }
+    }
+
+    fn row(fields: serde_json::Value, worker: Option<&str>) -> LogRow {
+        LogRow {
+            id: 1,
+            dedup_key: "k".into(),
+            timestamp: NOW,
+            decky: "-".into(),
+            service: "-".into(),
+            event_type: "auth_attempt".into(),
+            attacker_ip: "203.0.113.9".into(),
+            severity: Some(6),
+            fields: fields.as_object().cloned().unwrap_or_default(),
+            msg: None,
+            raw_line: String::new(),
+            source_worker: worker.map(str::to_owned),
+            trace_id: None,
+            span_id: None,
+            origin: LogOrigin::Forwarded,
+        }
+    }
+
+    #[test]
+    fn detail_names_the_worker_and_what_it_claimed() {
+        let cred = serde_json::json!({"principal": "root", "secret_b64": "aHVudGVyMg=="});
+        assert_eq!(
+            detail(&row(cred.clone(), Some("w1"))),
+            "root / hunter2 [via w1]"
+        );
+        let mut claimed = cred;
+        claimed["claimed_decky"] = "db-01".into();
+        claimed["claimed_service"] = "mysql".into();
+        assert_eq!(
+            detail(&row(claimed.clone(), Some("w1"))),
+            "root / hunter2 [via w1, claims db-01/mysql]"
+        );
+        claimed.as_object_mut().unwrap().remove("claimed_decky");
+        assert_eq!(
+            detail(&row(claimed, Some("w1"))),
+            "root / hunter2 [via w1, claims service mysql]"
+        );
+        let local = serde_json::json!({"command": "id"});
+        assert_eq!(detail(&row(local, None)), "id");
     }
 
     const GOOD: &str = "<134>1 2026-11-27T08:00:00.000001+00:00 decky-01 ssh - auth_attempt [relay@55555 src_ip=\"203.0.113.9\"]";
