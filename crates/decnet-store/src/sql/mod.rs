@@ -336,6 +336,30 @@ pub(crate) struct AttackerRaw {
     pub(crate) updated_at: i64,
 }
 
+/// The head of a credential insert (14 values, in this order).
+pub(crate) const CREDENTIAL_INSERT: &str = "INSERT INTO credentials (attacker_ip, decky_name, \
+     service, principal, principal_key, secret_kind, secret_sha256, secret_b64, \
+     secret_printable, outcome, fields, first_seen, last_seen, attempt_count)";
+
+/// How an attempt merges into the credential row of the same address, decky, service,
+/// kind, secret and principal: attempts add up, the time span widens, a known outcome
+/// and secret are kept, the fields are the latest. One text for the single and the
+/// batched upsert, so they cannot disagree. `least` / `greatest` are the backend's
+/// two-argument min and max.
+pub(crate) fn credential_merge(least: &str, greatest: &str) -> String {
+    format!(
+        "ON CONFLICT (attacker_ip, decky_name, service, secret_kind, secret_sha256, \
+         principal_key) DO UPDATE SET \
+         attempt_count = credentials.attempt_count + excluded.attempt_count, \
+         first_seen = {least}(credentials.first_seen, excluded.first_seen), \
+         last_seen = {greatest}(credentials.last_seen, excluded.last_seen), \
+         outcome = COALESCE(excluded.outcome, credentials.outcome), \
+         secret_b64 = COALESCE(excluded.secret_b64, credentials.secret_b64), \
+         secret_printable = COALESCE(excluded.secret_printable, credentials.secret_printable), \
+         fields = excluded.fields"
+    )
+}
+
 pub(crate) const CREDENTIAL_COLS: &str = "id, attacker_ip, decky_name, service, principal, \
      secret_kind, secret_sha256, secret_b64, secret_printable, outcome, fields, first_seen, \
      last_seen, attempt_count";

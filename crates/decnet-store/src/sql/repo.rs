@@ -17,6 +17,7 @@ macro_rules! sql_repository {
         use crate::limits::{self, MAX_BATCH};
         use crate::sql::{
             ARTIFACT_COLS, ATTACKER_COLS, ArtifactRaw, AttackerRaw, CREDENTIAL_COLS,
+            CREDENTIAL_INSERT, credential_merge,
             CredentialRaw, FLEET_COLS, FleetRaw, HOST_COLS, HostRaw, LOG_COLS, LogRaw,
             RevokedRaw, SHARD_COLS, ShardRaw, USER_COLS, UserRaw, assemble_attackers, convert,
             db, fleet_summaries, is_fk_violation, is_unique_violation, json_value, like_pattern, to_i64,
@@ -1096,25 +1097,12 @@ macro_rules! sql_repository {
                     $store::NUMBERED_PARAMS,
                 ),
                 credentials: ChunkedSql::new(
-                    "INSERT INTO credentials (attacker_ip, decky_name, service, principal, \
-                     principal_key, secret_kind, secret_sha256, secret_b64, secret_printable, \
-                     outcome, fields, first_seen, last_seen, attempt_count)",
+                    CREDENTIAL_INSERT,
                     14,
                     &format!(
-                        "ON CONFLICT (attacker_ip, decky_name, service, secret_kind, \
-                         secret_sha256, principal_key) DO UPDATE SET \
-                         attempt_count = credentials.attempt_count + excluded.attempt_count, \
-                         first_seen = {least}(credentials.first_seen, excluded.first_seen), \
-                         last_seen = {greatest}(credentials.last_seen, excluded.last_seen), \
-                         outcome = COALESCE(excluded.outcome, credentials.outcome), \
-                         secret_b64 = COALESCE(excluded.secret_b64, credentials.secret_b64), \
-                         secret_printable = COALESCE(excluded.secret_printable, \
-                         credentials.secret_printable), \
-                         fields = excluded.fields \
-                         RETURNING attacker_ip, decky_name, service, secret_kind, \
+                        "{} RETURNING attacker_ip, decky_name, service, secret_kind, \
                          secret_sha256, principal_key, id, attempt_count",
-                        least = $store::LEAST,
-                        greatest = $store::GREATEST,
+                        credential_merge($store::LEAST, $store::GREATEST),
                     ),
                     $store::NUMBERED_PARAMS,
                 ),
@@ -1378,24 +1366,12 @@ macro_rules! sql_repository {
                     return Ok(Vec::new());
                 }
                 let op = "upserting credentials";
+                // One attempt: `excluded.attempt_count` is 1.
                 let sql = format!(
-                    "INSERT INTO credentials (attacker_ip, decky_name, service, principal, \
-                     principal_key, secret_kind, secret_sha256, secret_b64, secret_printable, \
-                     outcome, fields, first_seen, last_seen, attempt_count) \
+                    "{CREDENTIAL_INSERT} \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, 1) \
-                     ON CONFLICT (attacker_ip, decky_name, service, secret_kind, secret_sha256, \
-                     principal_key) DO UPDATE SET \
-                     attempt_count = credentials.attempt_count + 1, \
-                     first_seen = {least}(credentials.first_seen, excluded.first_seen), \
-                     last_seen = {greatest}(credentials.last_seen, excluded.last_seen), \
-                     outcome = COALESCE(excluded.outcome, credentials.outcome), \
-                     secret_b64 = COALESCE(excluded.secret_b64, credentials.secret_b64), \
-                     secret_printable = COALESCE(excluded.secret_printable, \
-                     credentials.secret_printable), \
-                     fields = excluded.fields \
-                     RETURNING id, attempt_count",
-                    least = Self::LEAST,
-                    greatest = Self::GREATEST,
+                     {} RETURNING id, attempt_count",
+                    credential_merge(Self::LEAST, Self::GREATEST),
                 );
                 let mut tx = self.begin_write().await.map_err(db(op))?;
                 let mut out = Vec::with_capacity(batch.len());
