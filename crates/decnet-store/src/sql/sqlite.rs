@@ -165,12 +165,16 @@ impl SqliteStore {
 /// an open `BEGIN IMMEDIATE` that nothing will ever commit or roll back: the driver's
 /// worker ran the `BEGIN` and handed the acknowledgement over just as the waiting future
 /// was dropped. Reused, that connection keeps the write lock for good (every other writer
-/// waits out its busy timeout and fails) and refuses the next `BEGIN IMMEDIATE`. The ping
-/// first flushes the rollbacks the driver queued for transactions dropped the ordinary
-/// way; a connection still inside a transaction after that is closed (closing rolls the
-/// transaction back) and the pool opens a fresh one when needed.
+/// waits out its busy timeout and fails) and refuses the next `BEGIN IMMEDIATE`. A
+/// connection that looks inside a transaction is pinged first, which runs a rollback the
+/// driver queued for a transaction dropped the ordinary way; one still inside a
+/// transaction after that is closed (closing rolls the transaction back) and the pool
+/// opens a fresh one when needed. A committed write costs nothing more here.
 async fn release_check(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
     use sqlx::Connection as _;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
     conn.ping().await?;
     let clean = !conn.is_in_transaction();
     if !clean {
