@@ -261,3 +261,35 @@ pub struct ComposeExportArgs {
     #[arg(long, value_name = "FILE", default_value = "-")]
     pub out: PathBuf,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cmd::agent::AgentAction;
+
+    /// Enrollment tokens are URL-safe base64: one in 64 begins with `-`.
+    #[test]
+    fn an_enrollment_token_may_begin_with_a_hyphen() {
+        let cli = Cli::try_parse_from([
+            "decnet",
+            "agent",
+            "enroll",
+            "--master",
+            "https://127.0.0.1:8771",
+            "--token",
+            "-uQ3x_token",
+            "--master-fingerprint",
+            "ab",
+        ])
+        .unwrap();
+        let Command::Agent(agent) = cli.command else {
+            panic!("not the agent command");
+        };
+        let Some(AgentAction::Enroll(e)) = agent.action else {
+            panic!("not enroll");
+        };
+        assert_eq!(e.token.as_deref(), Some("-uQ3x_token"));
+    }
+}

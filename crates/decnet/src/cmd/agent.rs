@@ -72,8 +72,14 @@ pub struct EnrollArgs {
     /// The controller's worker-facing URL (https://MASTER:8771).
     #[arg(long, value_name = "URL")]
     pub master: Option<String>,
-    /// The one-time token from `decnet swarm enroll`.
-    #[arg(long, requires_all = ["master", "master_fingerprint"], conflicts_with_all = ["csr_out", "bundle"])]
+    /// The one-time token from `decnet swarm enroll`. Tokens are URL-safe base64 and may
+    /// begin with `-`, so the value is taken as given.
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        requires_all = ["master", "master_fingerprint"],
+        conflicts_with_all = ["csr_out", "bundle"]
+    )]
     pub token: Option<String>,
     /// The controller certificate fingerprint printed with the token.
     #[arg(long, value_name = "SHA256")]
